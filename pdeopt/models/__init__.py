@@ -1,0 +1,1 @@
+"""pdeopt.models."""

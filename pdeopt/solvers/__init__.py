@@ -1,0 +1,1 @@
+"""Numerical linear algebra and equality-constrained optimisation (no models, no PDEs)."""
