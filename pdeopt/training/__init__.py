@@ -1,1 +1,10 @@
-"""pdeopt.training."""
+"""Training: loss assembly, the jitted train step, the loop, checkpoints."""
+
+from ._checkpoint import (
+    load_checkpoint as load_checkpoint,
+    save_checkpoint as save_checkpoint,
+    save_json as save_json,
+)
+from ._loop import fit as fit, predict as predict, train_step as train_step
+from ._loss import PhysicsLoss as PhysicsLoss
+from ._optim import make_optimizer as make_optimizer

@@ -1,0 +1,123 @@
+"""The jitted train step and the training loop."""
+
+import math
+import time
+from collections.abc import Callable, Mapping
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import optax
+from jaxtyping import Array, PRNGKeyArray, PyTree
+from tqdm.auto import tqdm
+
+
+@eqx.filter_jit
+def train_step(model, opt_state, loss_fn, optimizer, batch, key):
+    """One optimisation step: value and gradient of `loss_fn`, then an optax update.
+
+    **Arguments:**
+
+    - `model`: the Equinox model (its inexact arrays are trained).
+    - `opt_state`: the optimiser state for `eqx.filter(model, eqx.is_inexact_array)`.
+    - `loss_fn`: `loss_fn(model, batch, key) -> (loss, aux)`.
+    - `optimizer`: an `optax.GradientTransformation`.
+    - `batch`, `key`: the batch and a PRNG key for the loss.
+
+    **Returns:** `(model, opt_state, loss, aux)`.
+    """
+    (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch, key)
+    params = eqx.filter(model, eqx.is_inexact_array)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return eqx.apply_updates(model, updates), opt_state, loss, aux
+
+
+def fit(
+    model: eqx.Module,
+    loss_fn: Callable,
+    optimizer: optax.GradientTransformation,
+    data: PyTree[Array],
+    *,
+    steps: int,
+    batch_size: int,
+    key: PRNGKeyArray,
+    evaluate: Callable[[eqx.Module], Mapping[str, float]] | None = None,
+    eval_every: int = 0,
+    progress: bool = True,
+) -> tuple[eqx.Module, list[dict[str, float]]]:
+    """Train `model` on minibatches of `data` and evaluate periodically.
+
+    Each step draws `batch_size` samples without replacement (with replacement only if the
+    data set is smaller than the batch). A non-finite loss stops training with
+    `FloatingPointError` naming the step; nothing is silently skipped.
+
+    **Arguments:**
+
+    - `model`, `loss_fn`, `optimizer`: as for `train_step`.
+    - `data`: a pytree of arrays with a leading sample axis.
+    - `steps`, `batch_size`: number of steps and samples per step.
+    - `key`: PRNG key for batches and for the loss.
+    - `evaluate`: called with the model every `eval_every` steps and after the last step;
+        returns metrics to record.
+    - `eval_every`: evaluation period in steps (0: only at the end).
+    - `progress`: show a progress bar with the loss and steps/s.
+
+    **Returns:** the trained model and the history (one dict per evaluation, with `step`,
+    `loss`, the loss terms and the evaluation metrics).
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"train.steps must be a positive integer, got {steps!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"train.batch_size must be a positive integer, got {batch_size!r}.")
+    if not isinstance(eval_every, int) or eval_every < 0:
+        raise ValueError(f"train.eval_every must be an integer >= 0, got {eval_every!r}.")
+    num = jax.tree.leaves(data)[0].shape[0]
+    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    batch_key, loss_key = jr.split(key)
+    rng = np.random.default_rng(np.asarray(jr.key_data(batch_key)).ravel())
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(1, steps + 1), disable=not progress, unit="step", dynamic_ncols=True)
+    start = time.perf_counter()
+    for step in bar:
+        index = rng.choice(num, size=batch_size, replace=batch_size > num)
+        batch = jax.tree.map(lambda a: a[index], data)
+        model, opt_state, loss, aux = train_step(
+            model, opt_state, loss_fn, optimizer, batch, jr.fold_in(loss_key, step)
+        )
+        loss = float(loss)
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"The training loss became {loss} at step {step} (terms: "
+                f"{ {k: float(v) for k, v in aux.items()} }). Lower optimizer.learning_rate, "
+                "check the data for NaNs, or use float64 (model.dtype=float64)."
+            )
+        if step == 1:
+            start = time.perf_counter()  # Exclude compilation from the throughput.
+        rate = (step - 1) / max(time.perf_counter() - start, 1e-9)
+        bar.set_postfix(loss=f"{loss:.3e}", steps_per_s=f"{rate:.1f}", refresh=False)
+        if step == steps or (eval_every and step % eval_every == 0):
+            record = {"step": step, "loss": loss, "steps_per_s": rate}
+            record.update({k: float(v) for k, v in aux.items()})
+            if evaluate is not None:
+                record.update(evaluate(model))
+            history.append(record)
+            bar.write(" ".join(f"{k}={_fmt(v)}" for k, v in record.items()))
+    bar.close()
+    return model, history
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def predict(predict_one: Callable, model, conditions: PyTree[Array], batch_size: int = 16):
+    """Apply `predict_one(model, condition)` to every sample, in jitted batches."""
+    batched = eqx.filter_jit(jax.vmap(predict_one, in_axes=(None, 0)))
+    num = jax.tree.leaves(conditions)[0].shape[0]
+    chunks = [
+        batched(model, jax.tree.map(lambda a: a[i : i + batch_size], conditions))
+        for i in range(0, num, batch_size)
+    ]
+    return jnp.concatenate(chunks)

@@ -1,0 +1,9 @@
+"""1-D diffusion–sorption (PDEBench), the PI-HC-MoE paper's first benchmark."""
+
+from ._pde import DiffusionSorption as DiffusionSorption
+from ._problem import Dataset as Dataset, DiffusionSorptionProblem as DiffusionSorptionProblem
+from ._solver import (
+    ReferenceSolver as ReferenceSolver,
+    fluxes as fluxes,
+    sample_initial_conditions as sample_initial_conditions,
+)

@@ -1,0 +1,185 @@
+"""The diffusion–sorption learning problem: PDE, reference data, and its HDF5 cache."""
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+
+from pdeopt.data import DataFileError, read_seed_file, write_seed_file
+
+from ._pde import DiffusionSorption
+from ._solver import ReferenceSolver, sample_initial_conditions
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """Initial conditions and reference solutions of one split.
+
+    `conditions` has shape `[n, nx]` (the initial condition), `solutions` `[n, nt, nx]`.
+    """
+
+    conditions: np.ndarray
+    solutions: np.ndarray
+    seeds: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.solutions)
+
+
+@dataclasses.dataclass(frozen=True)
+class DiffusionSorptionProblem:
+    """1-D diffusion–sorption as a learning problem (the Hydra `problem` node).
+
+    Holds the PDE and its data. Data are generated on first use with `ReferenceSolver` and
+    cached as HDF5 in PDEBench's per-seed layout (`data` of shape `[nt, nx, 1]` and
+    `grid/{x,t}` per sample). Samples are numbered by seed; the first `n_train` are the
+    training split and the last `n_test` the test split (PDEBench's `FNODatasetMult` rule).
+    A cache whose grid, constants, initial-condition kind, seed or size differs from the
+    config, or whose checksums fail, is refused with a message saying to delete it.
+
+    A PDEBench file the user already has (e.g. `1D_diff-sorp_NA_NA.h5`) is used instead by
+    setting `data_path`; its grid must match `nx` × `nt`.
+
+    **Arguments:**
+
+    - `nx`, `nt`: grid sizes.
+    - `n_train`, `n_test`: split sizes.
+    - `ic`: `"constant"` (PDEBench) or `"smooth"` initial conditions.
+    - `seed`: PRNG seed of the initial conditions.
+    - `data_dir`: folder of the cache.
+    - `data_path`: an existing per-seed HDF5 file to read instead of generating.
+    - `outflow_sign`, `accuracy`: see `DiffusionSorption`.
+    - `solver`: the reference solver.
+    - `batch_size`: initial conditions solved per `vmap` call while generating.
+    """
+
+    nx: int = 64
+    nt: int = 26
+    n_train: int = 64
+    n_test: int = 16
+    ic: str = "constant"
+    seed: int = 0
+    data_dir: str = "data"
+    data_path: str | None = None
+    outflow_sign: float = -1.0
+    accuracy: int = 2
+    solver: ReferenceSolver = dataclasses.field(default_factory=ReferenceSolver)
+    batch_size: int = 16
+
+    def __post_init__(self):
+        for name in ("n_train", "n_test", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
+        if self.ic not in ("constant", "smooth"):
+            raise ValueError(f"problem.ic must be 'constant' or 'smooth', got {self.ic!r}.")
+        self.pde  # validates the grid and constants now, not at first use.
+
+    @property
+    def pde(self) -> DiffusionSorption:
+        return DiffusionSorption(
+            nx=self.nx, nt=self.nt, outflow_sign=self.outflow_sign, accuracy=self.accuracy
+        )
+
+    @property
+    def in_channels(self) -> int:
+        return 3
+
+    @property
+    def cache_path(self) -> Path:
+        name = (
+            f"diffusion_sorption_nx{self.nx}_nt{self.nt}_{self.ic}_sigma{self.outflow_sign:+.0f}"
+            f"_n{self.n_train + self.n_test}_seed{self.seed}.h5"
+        )
+        return Path(self.data_dir) / name
+
+    def _cache_attrs(self) -> dict[str, object]:
+        pde = self.pde
+        return {
+            "generator": "pdeopt.problems.diffusion_sorption",
+            "generator_version": GENERATOR_VERSION,
+            "nx": self.nx,
+            "nt": self.nt,
+            "num_samples": self.n_train + self.n_test,
+            "ic": self.ic,
+            "seed": self.seed,
+            "t_final": pde.t_final,
+            "diffusivity": pde.diffusivity,
+            "porosity": pde.porosity,
+            "bulk_density": pde.bulk_density,
+            "freundlich_k": pde.freundlich_k,
+            "freundlich_n": pde.freundlich_n,
+            "outflow_sign": pde.outflow_sign,
+            "solver_rtol": self.solver.rtol,
+            "solver_atol": self.solver.atol,
+        }
+
+    def generate(self) -> np.ndarray:
+        """Solve every sample: returns `[n_train + n_test, nt, nx]` float64."""
+        pde, total = self.pde, self.n_train + self.n_test
+        u0 = sample_initial_conditions(pde, total, self.ic, key=jr.key(self.seed))
+        solve = jax.jit(jax.vmap(lambda u: self.solver.solve(pde, u)))
+        out = []
+        for start in range(0, total, self.batch_size):
+            out.append(np.asarray(solve(u0[start : start + self.batch_size])))
+        solutions = np.concatenate(out)
+        if not np.all(np.isfinite(solutions)):
+            raise FloatingPointError(
+                "The reference solver produced non-finite values; tighten problem.solver.rtol "
+                "or use an implicit solver (problem.solver.solver._target_=diffrax.Kvaerno5)."
+            )
+        return solutions
+
+    def load(self) -> tuple[Dataset, Dataset]:
+        """The train and test splits, generating and caching them on first use."""
+        if self.data_path is not None:
+            data, grid, _ = read_seed_file(self.data_path)
+            self._check_grid(grid, self.data_path)
+            if len(data) < self.n_train + self.n_test:
+                raise DataFileError(
+                    f"Data file '{self.data_path}' holds {len(data)} samples but "
+                    f"problem.n_train + problem.n_test = {self.n_train + self.n_test}."
+                )
+            names = [f"{i:04d}" for i in range(len(data))]
+        else:
+            path = self.cache_path
+            if not path.exists():
+                log.info("Generating %d reference solutions into %s", self.n_train, path)
+                solutions = self.generate()
+                t, x = self.pde.coordinates()
+                write_seed_file(path, solutions[..., None], {"x": x, "t": t}, self._cache_attrs())
+            data, grid, _ = read_seed_file(path, expected_attrs=self._cache_attrs())
+            self._check_grid(grid, path)
+            names = [f"{i:04d}" for i in range(len(data))]
+        data = data[..., 0].astype(np.float64)
+        if not np.all(np.isfinite(data)):
+            raise DataFileError(f"Data file '{self.data_path or self.cache_path}' holds NaN/inf.")
+        train = slice(0, self.n_train)
+        test = slice(len(data) - self.n_test, len(data))
+        return self._split(data, names, train), self._split(data, names, test)
+
+    @staticmethod
+    def _split(data: np.ndarray, names: list[str], index: slice) -> Dataset:
+        return Dataset(conditions=data[index, 0], solutions=data[index], seeds=tuple(names[index]))
+
+    def _check_grid(self, grid: dict[str, np.ndarray], path) -> None:
+        t, x = self.pde.coordinates()
+        for name, want in (("x", x), ("t", t)):
+            have = grid.get(name)
+            if have is None or have.shape != want.shape or not np.allclose(have, want, atol=1e-9):
+                shape = None if have is None else have.shape
+                raise DataFileError(
+                    f"Data file '{path}' has grid/{name} of shape {shape}, but the problem "
+                    f"expects {want.shape} (problem.nx={self.nx}, problem.nt={self.nt}). Set "
+                    "problem.nx/problem.nt to the file's grid."
+                )
+
+

@@ -1,0 +1,181 @@
+"""The diffusion–sorption problem: retardation factor, reference solver, residuals, cache."""
+
+import shutil
+
+import h5py
+import jax
+import jax.numpy as jnp
+import jax.random as jr
+import numpy as np
+import pytest
+
+from pdeopt.data import DataFileError
+from problems.diffusion_sorption import (
+    DiffusionSorption,
+    DiffusionSorptionProblem,
+    ReferenceSolver,
+    sample_initial_conditions,
+)
+
+solve = jax.jit(ReferenceSolver().solve_with_flux, static_argnums=0)
+
+
+@pytest.mark.parametrize("u", [-0.5, -1e-9, 0.0, 1e-12, 1e-6, 0.05, 1.0])
+def test_retardation_nan_safe(u):
+    pde = DiffusionSorption(nx=8, nt=8)
+    value = pde.retardation(jnp.asarray(u))
+    grad = jax.grad(pde.retardation)(jnp.asarray(u))
+    hess = jax.grad(jax.grad(pde.retardation))(jnp.asarray(u))
+    assert jnp.isfinite(value) and jnp.isfinite(grad) and jnp.isfinite(hess)
+    assert value >= 1.0
+    # s' = R - 1 on both sides of zero.
+    ds = jax.grad(pde.sorbed)(jnp.asarray(u))
+    np.testing.assert_allclose(ds, value - 1, rtol=1e-10)
+
+
+def test_retardation_formula():
+    pde = DiffusionSorption(nx=8, nt=8)
+    u = 0.1
+    expected = 1 + (1 - 0.29) / 0.29 * 2880 * 3.5e-4 * 0.874 * (u + 1e-6) ** (0.874 - 1)
+    np.testing.assert_allclose(pde.retardation(jnp.asarray(u)), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("ic", ["constant", "smooth"])
+def test_reference_solver_second_order(ic):
+    """Cell averages at t = T converge at second order under grid refinement."""
+    solutions = []
+    for nx in (32, 64, 128):
+        pde = DiffusionSorption(nx=nx, nt=6)
+        if ic == "constant":
+            u0 = jnp.full(nx, 0.1)
+        else:
+            u0 = 0.1 + 0.05 * jnp.sin(jnp.pi * jnp.asarray(pde.coordinates()[1]))
+        solutions.append(np.asarray(solve(pde, u0)[0][-1]))
+    errors = [
+        np.max(np.abs(coarse - fine.reshape(-1, 2).mean(-1)))
+        for coarse, fine in zip(solutions[:-1], solutions[1:])
+    ]
+    order = np.log2(errors[0] / errors[1])
+    assert 1.8 < order < 2.3, (errors, order)
+
+
+def test_reference_solver_mass_balance():
+    """Σ (u + s(u)) dx changes exactly by the net boundary inflow (to ODE tolerance)."""
+    pde = DiffusionSorption(nx=64, nt=11)
+    u0 = sample_initial_conditions(pde, 1, "smooth", key=jr.key(3))[0]
+    u, inflow = solve(pde, u0)
+    mass = jnp.sum(u + pde.sorbed(u), axis=1) / pde.nx
+    assert float(jnp.max(jnp.abs(inflow))) > 1e-3  # The balance is not trivially zero.
+    np.testing.assert_allclose(mass - mass[0], inflow, atol=1e-8)
+
+
+def test_reference_residual_small_and_decreasing():
+    """The FD residual of the reference solution shrinks at second order under refinement."""
+    norms = []
+    for nx, nt in ((24, 11), (48, 21), (96, 41)):
+        pde = DiffusionSorption(nx=nx, nt=nt)
+        u0 = jnp.full(nx, 0.1)
+        u = solve(pde, u0)[0]
+        r = pde.residuals(u, u0)
+        late = pde.coordinates()[0] >= 100.0  # The IC/BC corner at t = 0 is a discontinuity.
+        norms.append(
+            (float(jnp.sqrt(jnp.mean(r["pde"][late] ** 2))), float(jnp.max(jnp.abs(r["bc"]))))
+        )
+        np.testing.assert_allclose(r["ic"], 0.0)
+    pde_norms, bc_norms = zip(*norms)
+    assert pde_norms[-1] < 1e-3 and bc_norms[-1] < 5e-3
+    for norm in (pde_norms, bc_norms):
+        assert norm[0] > 2 * norm[1] > 4 * norm[2], norms
+
+
+def test_residual_on_basis_is_linear():
+    """The interior and boundary quantities are linear, as the hard constraints require."""
+    pde = DiffusionSorption(nx=16, nt=9)
+    key1, key2 = jr.split(jr.key(0))
+    a, b = jr.normal(key1, pde.grid_shape), jr.normal(key2, pde.grid_shape)
+    for quantities in (pde.interior_quantities, pde.boundary_quantities):
+        qa, qb, qab = quantities(a), quantities(b), quantities(2 * a - 3 * b)
+        for name in qa:
+            np.testing.assert_allclose(qab[name], 2 * qa[name] - 3 * qb[name], atol=1e-10)
+
+
+def test_bad_pde_parameters():
+    with pytest.raises(ValueError, match="problem.nx"):
+        DiffusionSorption(nx=-4, nt=10)
+    with pytest.raises(ValueError, match="problem.porosity"):
+        DiffusionSorption(nx=8, nt=8, porosity=1.5)
+    with pytest.raises(ValueError, match="problem.ic"):
+        DiffusionSorptionProblem(ic="gaussian")
+    with pytest.raises(ValueError, match="problem.n_test"):
+        DiffusionSorptionProblem(n_test=0)
+
+
+def _small_problem(tmp_path, **kwargs):
+    options = dict(nx=16, nt=6, n_train=3, n_test=2, data_dir=str(tmp_path))
+    options.update(kwargs)
+    return DiffusionSorptionProblem(**options)
+
+
+@pytest.fixture(scope="module")
+def cached_file(tmp_path_factory):
+    """One generated cache file, copied into each test's folder (generation compiles once)."""
+    problem = _small_problem(tmp_path_factory.mktemp("cache"))
+    problem.load()
+    return problem.cache_path
+
+
+@pytest.fixture
+def cached_problem(tmp_path, cached_file):
+    problem = _small_problem(tmp_path)
+    shutil.copy(cached_file, problem.cache_path)
+    return problem
+
+
+def test_cache_generate_then_reuse(tmp_path):
+    problem = _small_problem(tmp_path)
+    train, test = problem.load()
+    assert train.solutions.shape == (3, 6, 16) and test.solutions.shape == (2, 6, 16)
+    assert train.seeds == ("0000", "0001", "0002") and test.seeds == ("0003", "0004")
+    np.testing.assert_allclose(train.conditions, train.solutions[:, 0])
+    with h5py.File(problem.cache_path) as f:  # PDEBench per-seed layout.
+        assert f["0000/data"].shape == (6, 16, 1)
+        np.testing.assert_allclose(f["0000/grid/x"][()], problem.pde.coordinates()[1])
+        np.testing.assert_allclose(f["0000/grid/t"][()], problem.pde.coordinates()[0])
+    mtime = problem.cache_path.stat().st_mtime_ns
+    train2, _ = problem.load()
+    assert problem.cache_path.stat().st_mtime_ns == mtime  # Reused, not regenerated.
+    np.testing.assert_array_equal(train.solutions, train2.solutions)
+
+
+def test_cache_corrupt_is_refused(cached_problem):
+    problem = cached_problem
+    problem.cache_path.write_bytes(problem.cache_path.read_bytes()[:200])
+    with pytest.raises(DataFileError, match="corrupt"):
+        problem.load()
+
+
+def test_cache_tampered_sample_fails_checksum(cached_problem):
+    problem = cached_problem
+    with h5py.File(problem.cache_path, "r+") as f:
+        f["0001/data"][2, 3, 0] += 0.5
+    with pytest.raises(DataFileError, match="checksum"):
+        problem.load()
+
+
+def test_cache_mismatch_is_refused(tmp_path, cached_problem):
+    problem = cached_problem
+    other = _small_problem(tmp_path, seed=7)
+    other.cache_path.parent.mkdir(exist_ok=True)
+    problem.cache_path.rename(other.cache_path)  # A file under the wrong name.
+    with pytest.raises(DataFileError, match="attribute 'seed'"):
+        other.load()
+
+
+def test_user_file_with_wrong_grid(tmp_path, cached_problem):
+    problem = cached_problem
+    user = _small_problem(tmp_path, nx=32, data_path=str(problem.cache_path))
+    with pytest.raises(DataFileError, match="problem.nx"):
+        user.load()
+    missing = _small_problem(tmp_path, data_path=str(tmp_path / "nope.hdf5"))
+    with pytest.raises(DataFileError, match="does not exist"):
+        missing.load()
