@@ -38,7 +38,13 @@ def _tiny_fit(steps, getkey, learning_rate=3e-3):
     optimizer = make_optimizer(learning_rate=learning_rate)
     initial = float(loss(model, conditions)[0])
     model, history = fit(
-        model, loss, optimizer, conditions, steps=steps, batch_size=3, key=getkey(),
+        model,
+        loss,
+        optimizer,
+        conditions,
+        steps=steps,
+        batch_size=3,
+        key=getkey(),
         progress=False,
     )
     return initial, float(loss(model, conditions)[0]), history
@@ -77,7 +83,13 @@ def test_experiment_end_to_end(tmp_path, capsys):
     assert np.isclose(saved["test_rel_l2"], metrics["test_rel_l2"])
     assert len(saved["test_rel_l2_per_sample"]) == 2 and saved["test_seeds"] == ["0004", "0005"]
     like = FNO(
-        3, 1, width=8, modes=(4, 4), depth=2, projection_channels=16, dtype="float32",
+        3,
+        1,
+        width=8,
+        modes=(4, 4),
+        depth=2,
+        projection_channels=16,
+        dtype="float32",
         key=jr.key(0),
     )
     model = load_checkpoint(tmp_path / "run" / "model.eqx", like)

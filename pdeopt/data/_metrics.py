@@ -21,7 +21,6 @@ def relative_l2(
     """
     if prediction.shape != reference.shape:
         raise ValueError(
-            f"prediction shape {prediction.shape} does not match reference shape "
-            f"{reference.shape}."
+            f"prediction shape {prediction.shape} does not match reference shape {reference.shape}."
         )
     return jnp.linalg.norm((prediction - reference).ravel()) / jnp.linalg.norm(reference.ravel())

@@ -82,7 +82,7 @@ def fit(
     start = time.perf_counter()
     for step in bar:
         index = rng.choice(num, size=batch_size, replace=batch_size > num)
-        batch = jax.tree.map(lambda a: a[index], data)
+        batch = jax.tree.map(lambda a, index=index: a[index], data)
         model, opt_state, loss, aux = train_step(
             model, opt_state, loss_fn, optimizer, batch, jr.fold_in(loss_key, step)
         )
@@ -117,7 +117,7 @@ def predict(predict_one: Callable, model, conditions: PyTree[Array], batch_size:
     batched = eqx.filter_jit(jax.vmap(predict_one, in_axes=(None, 0)))
     num = jax.tree.leaves(conditions)[0].shape[0]
     chunks = [
-        batched(model, jax.tree.map(lambda a: a[i : i + batch_size], conditions))
+        batched(model, jax.tree.map(lambda a, i=i: a[i : i + batch_size], conditions))
         for i in range(0, num, batch_size)
     ]
     return jnp.concatenate(chunks)

@@ -100,7 +100,8 @@ class DiffusionSorption(AbstractPDE):
         """R(u), finite with finite derivatives for every u (double `where`)."""
         positive = u > 0
         safe = jnp.where(positive, u, 0.0) + _EPS
-        power = jnp.where(positive, safe ** (self.freundlich_n - 1), _EPS ** (self.freundlich_n - 1))
+        exponent = self.freundlich_n - 1
+        power = jnp.where(positive, safe**exponent, _EPS**exponent)
         return 1 + self.sorption_coefficient * self.freundlich_n * power
 
     def sorbed(self, u: Array) -> Array:

@@ -5,7 +5,6 @@ import logging
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
@@ -81,7 +80,7 @@ class DiffusionSorptionProblem:
                 raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
         if self.ic not in ("constant", "smooth"):
             raise ValueError(f"problem.ic must be 'constant' or 'smooth', got {self.ic!r}.")
-        self.pde  # validates the grid and constants now, not at first use.
+        _ = self.pde  # Validates the grid and constants now, not at first use.
 
     @property
     def pde(self) -> DiffusionSorption:
@@ -181,5 +180,3 @@ class DiffusionSorptionProblem:
                     f"expects {want.shape} (problem.nx={self.nx}, problem.nt={self.nt}). Set "
                     "problem.nx/problem.nt to the file's grid."
                 )
-
-

@@ -1,0 +1,23 @@
+"""Equality-constrained test problems for the AdaSketch-Newton benchmarks (spec §11).
+
+- `PROBLEMS` / `get_problem`: 45 of the 47 CUTEst problems of spec §11.1 (BA-L1 and
+  BA-L1SP are dropped; see `DROPPED`).
+- `logistic_regression`, `synthetic_logistic_regression`,
+  `breast_cancer_logistic_regression`: spec §11.2.
+- `poisson_control`: spec §11.3; `semilinear_control`: its nonlinear extension.
+"""
+
+from ._applications import (
+    LIBSVM_SHAPES as LIBSVM_SHAPES,
+    breast_cancer_logistic_regression as breast_cancer_logistic_regression,
+    dataset_key as dataset_key,
+    laplacian_5pt as laplacian_5pt,
+    logistic_regression as logistic_regression,
+    poisson_control as poisson_control,
+    poisson_w_true as poisson_w_true,
+    semilinear_control as semilinear_control,
+    semilinear_target as semilinear_target,
+    synthetic_logistic_regression as synthetic_logistic_regression,
+)
+from ._problem import ConstrainedProblem as ConstrainedProblem, PaperIterations as PaperIterations
+from ._problems import DROPPED as DROPPED, PROBLEMS as PROBLEMS, get_problem as get_problem

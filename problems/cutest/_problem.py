@@ -1,0 +1,97 @@
+"""The `ConstrainedProblem` container shared by the CUTEst set and the application problems."""
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import equinox as eqx
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, PyTree
+
+_nan = math.nan
+
+
+class PaperIterations(NamedTuple):
+    """Outer-iteration counts reported for one problem in the AdaSketch-Newton results.
+
+    Columns of spec §11.1 (`specs/al-sketch-newton.md`): `gv10`/`rk10` are the January
+    10-run means, `gv`/`rk` the single May runs, then the two GMRES baselines. `nan` marks
+    "fail" or "not reported".
+    """
+
+    gv10: float = _nan
+    rk10: float = _nan
+    gv: float = _nan
+    rk: float = _nan
+    l1_gmres: float = _nan
+    adap_l1_gmres: float = _nan
+
+
+class ConstrainedProblem(eqx.Module):
+    """An equality-constrained problem `min f(y) s.t. c(y) = 0`, with its start point.
+
+    `fn(y, args)` and `constraint_fn(y, args)` follow the optimistix convention; pass
+    `problem.args` (the problem's data, `None` for closed-form problems) as `args`. Jit with
+    `eqx.filter_jit` (the problem is a pytree), or `jax.jit` the plain functions
+    `problem.objective` / `problem.constraints`; `jax.jit(problem.fn)` fails because a bound
+    method hashes its (array-holding) problem.
+
+    **Arguments:**
+
+    - `name`: the problem's name (CUTEst spelling for the CUTEst set).
+    - `sif_class`: CUTEst classification string (or a short description for the
+        application problems).
+    - `y0`: start point, float64, shape `(n,)`.
+    - `lambda0`: start multipliers, float64, shape `(m,)`.
+    - `objective`: `(y, args) -> scalar`; identically zero for nonlinear-equation problems.
+    - `constraints`: `(y, args) -> (m,)`.
+    - `args`: data the two functions need (a PyTree of arrays), or `None`.
+    - `solution`: a known solution `x*` (closed form or literature values), or `None`.
+    - `reference_objective`: `f*` from the literature / the SIF file's comments, or `None`.
+    - `paper_iterations`: the iteration counts of spec §11.1, for side-by-side reports.
+    - `notes`: provenance and caveats (e.g. which formula could not be cross-checked).
+    """
+
+    name: str = eqx.field(static=True)
+    sif_class: str = eqx.field(static=True)
+    y0: Float[Array, " n"]
+    lambda0: Float[Array, " m"]
+    objective: Callable[[Any, Any], Any] = eqx.field(static=True)
+    constraints: Callable[[Any, Any], Any] = eqx.field(static=True)
+    args: PyTree = None
+    solution: Float[Array, " n"] | None = None
+    reference_objective: float | None = eqx.field(static=True, default=None)
+    paper_iterations: PaperIterations = eqx.field(static=True, default=PaperIterations())
+    notes: str = eqx.field(static=True, default="")
+
+    def __check_init__(self):
+        if np.ndim(self.y0) != 1 or np.ndim(self.lambda0) != 1:
+            raise ValueError(
+                f"`{self.name}`: y0 and lambda0 must be vectors, got shapes "
+                f"{np.shape(self.y0)} and {np.shape(self.lambda0)}."
+            )
+
+    @property
+    def n(self) -> int:
+        """Number of variables."""
+        return int(np.shape(self.y0)[0])
+
+    @property
+    def m(self) -> int:
+        """Number of equality constraints."""
+        return int(np.shape(self.lambda0)[0])
+
+    def fn(self, y: Float[ArrayLike, " n"], args: PyTree) -> Float[Array, ""]:
+        """Objective value `f(y)`."""
+        return self.objective(y, args)
+
+    def constraint_fn(self, y: Float[ArrayLike, " n"], args: PyTree) -> Float[Array, " m"]:
+        """Constraint residuals `c(y)`."""
+        return self.constraints(y, args)
+
+
+def as_f64(x: ArrayLike) -> np.ndarray:
+    """A read-only float64 numpy copy (exact start points, whatever `jax_enable_x64` says)."""
+    out = np.array(x, dtype=np.float64)
+    out.setflags(write=False)
+    return out
