@@ -1,0 +1,759 @@
+"""Equality-constrained minimisation by Newton steps on an exact augmented Lagrangian.
+
+AdaSketch-Newton (Hong, Na, Mahoney, Kolar 2023), transcribed in `specs/al-sketch-newton.md`.
+"""
+
+import abc
+import warnings
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.lax as lax
+import jax.numpy as jnp
+import lineax as lx
+import optimistix as optx
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PyTree
+
+from .._results import RESULTS
+from ._merit import (
+    AbstractMeritHessian,
+    LagrangianHessian,
+    lagrangian_and_constraints,
+    merit_value,
+)
+
+_Scalar = Float[Array, ""]
+
+# --------------------------------------------------------------------------------------
+# Safeguard policies (spec §4 steps 3–6, §6.1, §8 "two modes")
+# --------------------------------------------------------------------------------------
+
+
+class _Assessment(eqx.Module):
+    """What the safeguards concluded about the current iterate."""
+
+    singular: Bool[Array, ""]
+    shift: _Scalar  # B = ∇²ₓL + shift·I
+    psi: _Scalar  # Ψ, bound on ‖K⁻¹‖
+    upsilon: _Scalar  # Υ
+    k_fro: _Scalar  # ‖K‖_F (with the shifted B)
+    flops: _Scalar  # cost of the safeguards themselves (spec §9)
+
+
+class AbstractSafeguards(eqx.Module):
+    """The safeguard policy: singularity test, Hessian modification and accuracy condition.
+
+    Two implementations: [`pdeopt.solvers.FaithfulSafeguards`][] (the reference code, dense) and
+    [`pdeopt.solvers.PracticalSafeguards`][] (matrix-free).
+    """
+
+    resolve_on_negative_curvature: eqx.AbstractClassVar[bool]
+
+    @abc.abstractmethod
+    def assess(
+        self,
+        hvp: Callable[[Array], Array],
+        jvp_c: Callable[[Array], Array],
+        x: Array,
+        m: int,
+        xi_b: float,
+    ) -> _Assessment:
+        """Singularity test and Hessian shift at the current iterate (before the solve)."""
+
+    @abc.abstractmethod
+    def accurate(
+        self, residual_norm: _Scalar, theta: float, delta: _Scalar, kkt: _Scalar, a: _Assessment
+    ) -> Bool[Array, ""]:
+        """Whether the inner residual r = Kz + ∇L is small enough to stop the inner solve."""
+
+    @abc.abstractmethod
+    def delta_trial(self, mu: _Scalar, nu: _Scalar, beta: float, a: _Assessment) -> _Scalar:
+        """δ_trial(μ, ν) of spec §4 step 6 (`inf` when the policy has no such bound)."""
+
+    def curvature_shift(
+        self, hvp: Callable[[Array], Array], dx: Array, n: int, m: int, xi_b: float
+    ) -> tuple[Bool[Array, ""], _Scalar]:
+        """After a solve with B = ∇²ₓL: whether to re-solve with a shift, and the shift."""
+        return jnp.array(False), jnp.array(0.0, dx.dtype)
+
+
+class FaithfulSafeguards(AbstractSafeguards):
+    """The reference code's safeguards, with dense linear algebra (spec §4, §6.1).
+
+    - ξ_G = λ_min(GGᵀ); abort with `RESULTS.singular_jacobian` if ξ_G < `singular_threshold`.
+    - Full QR of Gᵀ, Z its last n − m columns; if m < n and λ_min(ZᵀHZ) <
+      `reduced_hessian_threshold`, B = H + (ξ_B + ‖H‖_F)·I.
+    - Ψ = 20·max(‖B‖_F², 1)/(min(ξ_G, 1)·min(ξ_B, 1)), Υ = max(‖G‖_F, ‖H‖_F, 1).
+    - The inner solve stops once ‖K‖_F·Ψ·‖r‖ ≤ θ·δ·‖∇L‖.
+
+    H and G are materialised (n Hessian-vector products and n Jacobian-vector products per outer
+    iteration), and the QR/eigenvalue work is O(n³): the same cost as a direct KKT solve.
+
+    **Arguments:**
+
+    - `singular_threshold`: threshold on λ_min(GGᵀ); 1e-2 in the reference code.
+    - `reduced_hessian_threshold`: threshold on λ_min(ZᵀHZ); 1e-6 (1e-2 for LogReg).
+    """
+
+    singular_threshold: float = 1e-2
+    reduced_hessian_threshold: float = 1e-6
+    resolve_on_negative_curvature: ClassVar[bool] = False
+
+    def __check_init__(self):
+        for name in ("singular_threshold", "reduced_hessian_threshold"):
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and value < 0:
+                raise ValueError(f"`FaithfulSafeguards({name}={value})` must be non-negative.")
+
+    def assess(self, hvp, jvp_c, x, m, xi_b):
+        n = x.shape[0]
+        eye = jnp.eye(n, dtype=x.dtype)
+        hess = jax.vmap(hvp)(eye)  # symmetric, so rows == columns
+        hess = 0.5 * (hess + hess.T)
+        jac_t = jax.vmap(jvp_c)(eye)  # (n, m) = Gᵀ
+        xi_g = jnp.linalg.eigvalsh(jac_t.T @ jac_t)[0]
+        h_fro = jnp.linalg.norm(hess)
+        g_fro = jnp.linalg.norm(jac_t)
+        flops = 2.0 * m * m * n + (4.0 / 3.0) * m**3
+        if m < n:
+            q, _ = jnp.linalg.qr(jac_t, mode="complete")
+            z = q[:, m:]
+            reduced_min = jnp.linalg.eigvalsh(z.T @ hess @ z)[0]
+            shift = jnp.where(reduced_min < self.reduced_hessian_threshold, xi_b + h_fro, 0.0)
+            k = n - m
+            flops = flops + 4.0 * n * n * m + 2.0 * n * n * k + 2.0 * n * k * k + 4.0 / 3.0 * k**3
+        else:
+            shift = jnp.array(0.0, x.dtype)
+        b_fro = jnp.linalg.norm(hess + shift * eye)
+        psi = 20.0 * jnp.maximum(b_fro**2, 1.0) / (jnp.minimum(xi_g, 1.0) * min(xi_b, 1.0))
+        upsilon = jnp.maximum(jnp.maximum(g_fro, h_fro), 1.0)
+        k_fro = jnp.sqrt(b_fro**2 + 2.0 * g_fro**2)
+        singular = xi_g < self.singular_threshold
+        return _Assessment(singular, shift, psi, upsilon, k_fro, jnp.asarray(flops, x.dtype))
+
+    def accurate(self, residual_norm, theta, delta, kkt, a):
+        return a.k_fro * a.psi * residual_norm <= theta * delta * kkt
+
+    def delta_trial(self, mu, nu, beta, a):
+        return (0.5 - beta) * nu / ((1.0 + mu + nu) * a.upsilon**2 * a.psi**2)
+
+
+class PracticalSafeguards(AbstractSafeguards):
+    """Matrix-free safeguards (spec §8 mode (b), §14.4).
+
+    - No singularity test: a rank-deficient G shows up as a failed or non-finite linear solve.
+    - No a-priori Hessian test. Instead an inertia-free curvature test on the computed step: if
+      m < n and Δxᵀ∇²ₓL Δx < `reduced_hessian_threshold`·‖Δx‖², the KKT system is solved again
+      from zero with B = H + (ξ_B + ‖H‖)·I, where ‖H‖ ≈ ‖H‖₂ comes from `power_steps` power
+      iterations (Hessian-vector products). If the shifted step still fails the test, the
+      descent test and penalty updates of spec §6.2 take over.
+    - The inner solve stops once ‖r‖ ≤ θ·δ·‖∇L‖ (no Ψ‖K‖_F factor), and δ_trial ≡ ∞, so δ only
+      shrinks through the descent test (δ ← δ/ρ⁴).
+
+    **Arguments:**
+
+    - `reduced_hessian_threshold`: curvature threshold of the test above.
+    - `power_steps`: power iterations for the ‖H‖ estimate (a static int).
+    """
+
+    reduced_hessian_threshold: float = 1e-6
+    power_steps: int = eqx.field(static=True, default=20)
+    resolve_on_negative_curvature: ClassVar[bool] = True
+
+    def __check_init__(self):
+        if self.power_steps < 1:
+            raise ValueError(f"`PracticalSafeguards(power_steps={self.power_steps})` must be ≥ 1.")
+
+    def assess(self, hvp, jvp_c, x, m, xi_b):
+        one = jnp.array(1.0, x.dtype)
+        return _Assessment(jnp.array(False), 0.0 * one, one, one, one, 0.0 * one)
+
+    def accurate(self, residual_norm, theta, delta, kkt, a):
+        return residual_norm <= theta * delta * kkt
+
+    def delta_trial(self, mu, nu, beta, a):
+        return jnp.array(jnp.inf, mu.dtype)
+
+    def curvature_shift(self, hvp, dx, n, m, xi_b):
+        if m >= n:
+            return jnp.array(False), jnp.array(0.0, dx.dtype)
+        curvature = jnp.dot(dx, hvp(dx))
+        negative = curvature < self.reduced_hessian_threshold * jnp.dot(dx, dx)
+        v0 = 1.0 + jnp.arange(n, dtype=dx.dtype) / n
+        v0 = v0 / jnp.linalg.norm(v0)
+
+        def power(_, v):
+            w = hvp(v)
+            return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(dx.dtype).tiny)
+
+        v = lax.fori_loop(0, self.power_steps, power, v0)
+        return negative, xi_b + jnp.linalg.norm(hvp(v))
+
+
+# --------------------------------------------------------------------------------------
+# Solver configuration
+# --------------------------------------------------------------------------------------
+
+
+class ExactAugmentedLagrangianNewton(eqx.Module):
+    """AdaSketch-Newton's outer method: primal-dual Newton steps on the KKT system, globalised
+    by Armijo backtracking on the exact augmented Lagrangian
+    L_{μ,ν}(x, λ) = f + λᵀc + (μ/2)‖c‖² + (ν/2)‖∇ₓL‖² (spec §3–§6).
+
+    Immutable configuration; pass it to [`pdeopt.solvers.constrained_minimise`][].
+
+    **Arguments:**
+
+    - `rtol`, `atol`: success once ‖∇L‖ ≤ `atol + rtol·‖∇L(x₀, λ₀)‖`, with
+      ‖∇L‖ = ‖(∇ₓL, c)‖₂ (reference: `atol=1e-4`, `rtol=0`).
+    - `mu0`, `nu0`, `delta0`: initial penalties μ, ν and accuracy δ (1, 0.1, 0.1).
+    - `xi_b`: ξ_B of the Hessian shift and of Ψ (0.1).
+    - `beta`: Armijo constant β (0.1); also enters δ_trial. Must lie in (0, 0.5).
+    - `rho`: penalty growth ρ > 1 (1.5): μ ← ρ²μ, ν ← ν/ρ, δ ← δ/ρ⁴ on a failed descent test.
+    - `theta`: θ of the accuracy condition (1).
+    - `delta_min`: floor on δ (1e-6). `mu_max`, `nu_min`: penalty caps (1e8, 1e-8); past them z
+      is accepted without further penalty updates.
+    - `safeguards`: [`pdeopt.solvers.FaithfulSafeguards`][] (default, the reference code) or
+      [`pdeopt.solvers.PracticalSafeguards`][].
+    - `merit_hessian`: [`pdeopt.solvers.LagrangianHessian`][] (default; exact merit gradient)
+      or [`pdeopt.solvers.ObjectiveHessian`][] (the reference code's ∇²f variant, spec §3).
+    - `linear_solver`: any `lx.AbstractLinearSolver` for K z = −∇L, K = [[B, Gᵀ], [G, 0]]
+      (symmetric indefinite, given as a matrix-free `lx.FunctionLinearOperator` with
+      `lx.symmetric_tag`; direct solvers materialise it through `as_matrix()`).
+    - `max_inner_steps`: inner step cap per outer iteration (1e5). A direct solve counts one
+      step; an iterative solver counts `stats["num_steps"]`. On hitting it the current z is
+      used (spec §6.4), and the event is counted in `stats["num_inner_cap_hits"]`.
+    - `max_refinements`: cap on solves per outer iteration (static; 10).
+    - `max_line_search_steps`: cap on Armijo halvings (static; 60). The reference code has no
+      minimum α; hitting this cap ends the solve with `RESULTS.penalty_cap` if the penalties are
+      capped, else `RESULTS.nonlinear_divergence`.
+
+    **Inner solve.** The inner loop is driven here, not inside the linear solver: starting from
+    z = 0 with r = ∇L, each round solves K dz = −r with `linear_solver` (factorised once per outer
+    iteration through `linear_solver.init`), sets z ← z + dz and recomputes r = Kz + ∇L. Rounds
+    continue until the safeguards' accuracy condition holds (faithful: ‖K‖_F·Ψ·‖r‖ ≤ θδ‖∇L‖),
+    then the descent test of spec §6.2 runs; a failed test updates (μ, ν, δ) and resumes the
+    rounds from the current z (warm start). With `lx.LU()` one round leaves ‖r‖ at round-off,
+    so the faithful condition holds after the first round unless K is extremely ill
+    conditioned; further rounds are then iterative refinement. An iterative solver's own
+    `rtol`/`atol` set how much each round reduces r; the accuracy condition, not the solver's
+    tolerance, stops the inner loop.
+
+    ??? cite "References"
+
+        ```bibtex
+        @inproceedings{hong2023constrained,
+            title = {Constrained Optimization via Exact Augmented {L}agrangian and Randomized
+                     Iterative Sketching},
+            author = {Hong, Ilgee and Na, Sen and Mahoney, Michael W. and Kolar, Mladen},
+            booktitle = {Proceedings of the 40th International Conference on Machine Learning},
+            series = {PMLR},
+            volume = {202},
+            pages = {13174--13198},
+            year = {2023},
+        }
+        ```
+    """
+
+    rtol: float = 0.0
+    atol: float = 1e-4
+    mu0: float = 1.0
+    nu0: float = 0.1
+    delta0: float = 0.1
+    xi_b: float = 0.1
+    beta: float = 0.1
+    rho: float = 1.5
+    theta: float = 1.0
+    delta_min: float = 1e-6
+    mu_max: float = 1e8
+    nu_min: float = 1e-8
+    safeguards: AbstractSafeguards = FaithfulSafeguards()
+    merit_hessian: AbstractMeritHessian = LagrangianHessian()
+    linear_solver: lx.AbstractLinearSolver = lx.LU()
+    max_inner_steps: int = 100_000
+    max_refinements: int = eqx.field(static=True, default=10)
+    max_line_search_steps: int = eqx.field(static=True, default=60)
+
+    def __check_init__(self):
+        positive = ("mu0", "nu0", "delta0", "xi_b", "theta", "delta_min", "mu_max", "nu_min")
+        for name in positive:
+            value = getattr(self, name)
+            if isinstance(value, (int, float)) and not value > 0:
+                raise ValueError(
+                    f"`ExactAugmentedLagrangianNewton({name}={value})` must be positive."
+                )
+        if isinstance(self.beta, (int, float)) and not 0 < self.beta < 0.5:
+            raise ValueError(
+                f"`ExactAugmentedLagrangianNewton(beta={self.beta})` must lie in (0, 0.5), "
+                "e.g. `beta=0.1`."
+            )
+        if isinstance(self.rho, (int, float)) and not self.rho > 1:
+            raise ValueError(
+                f"`ExactAugmentedLagrangianNewton(rho={self.rho})` must exceed 1, e.g. `rho=1.5`."
+            )
+        if self.max_refinements < 1 or self.max_line_search_steps < 1:
+            raise ValueError("`max_refinements` and `max_line_search_steps` must be ≥ 1.")
+
+
+class ConstrainedSolution(eqx.Module):
+    """The result of [`pdeopt.solvers.constrained_minimise`][].
+
+    **Attributes:**
+
+    - `value`: the minimiser x.
+    - `multipliers`: the Lagrange multipliers λ (L = f + λᵀc).
+    - `result`: a [`pdeopt.RESULTS`][] item.
+    - `stats`: `num_steps` (outer iterations), `max_steps`, `num_inner_steps`,
+      `num_fn_evals` (evaluations of f, ∇f, c and Gᵀλ: one per outer iteration plus one per
+      Armijo trial), `flops` (spec §9 cost model: direct
+      solve (2/3)N³ per factorisation plus 2N² per round, Krylov 2kN² + 2k²N per round, plus
+      the faithful safeguards' dense work), `num_penalty_updates`, `num_hessian_shifts`,
+      `num_inner_cap_hits`, and the histories `kkt_history` (‖∇L‖ at x₀…x_T, shape
+      `(max_steps + 1,)`), `alpha_history` and `inner_steps_history` (shape `(max_steps,)`),
+      padded with NaN (−1 for step counts); plus `safeguards` and `merit_hessian`, the names of
+      the policies used.
+    - `state`: the final `(x, λ, μ, ν, δ)` and counters.
+    """
+
+    value: Float[Array, " n"]
+    multipliers: Float[Array, " m"]
+    result: RESULTS
+    stats: dict[str, Any]
+    state: Any
+
+
+class _State(eqx.Module):
+    x: Array
+    lam: Array
+    mu: _Scalar
+    nu: _Scalar
+    delta: _Scalar
+    kkt: _Scalar
+    step: Int[Array, ""]
+    result: RESULTS
+    kkt_history: Array
+    alpha_history: Array
+    inner_steps_history: Array
+    num_inner_steps: Int[Array, ""]
+    num_fn_evals: Int[Array, ""]
+    flops: _Scalar
+    num_penalty_updates: Int[Array, ""]
+    num_hessian_shifts: Int[Array, ""]
+    num_inner_cap_hits: Int[Array, ""]
+
+
+class _Inner(eqx.Module):
+    z: Array
+    r: Array
+    mu: _Scalar
+    nu: _Scalar
+    delta: _Scalar
+    steps: Int[Array, ""]
+    rounds: Int[Array, ""]
+    done: Bool[Array, ""]
+    result: RESULTS
+    flops: _Scalar
+    penalty_updates: Int[Array, ""]
+    cap_hit: Bool[Array, ""]
+
+
+# --------------------------------------------------------------------------------------
+# One outer iteration
+# --------------------------------------------------------------------------------------
+
+
+def _inner_solve(solver, hvp, jvp_c, vjp_c, grad_x, c, shift, kkt, a, mu, nu, delta, dirderiv):
+    """Inner rounds + descent test + penalty updates (spec §4 steps 7–8, §6.1–6.2)."""
+    n, m = grad_x.shape[0], c.shape[0]
+    big_n = n + m
+    dtype = grad_x.dtype
+    grad_l = jnp.concatenate([grad_x, c])
+
+    def mv(z):
+        dx, dlam = z[:n], z[n:]
+        return jnp.concatenate([hvp(dx) + shift * dx + vjp_c(dlam), jvp_c(dx)])
+
+    operator = lx.FunctionLinearOperator(
+        mv, jax.ShapeDtypeStruct((big_n,), dtype), tags=lx.symmetric_tag
+    )
+    linear_solver = solver.linear_solver
+    lin_state = linear_solver.init(operator, {})
+
+    def cond(s):
+        return ~s.done
+
+    def refine(s):
+        sol = lx.linear_solve(operator, -s.r, linear_solver, state=lin_state, throw=False)
+        z = s.z + sol.value
+        r = mv(z) + grad_l
+        num_steps = sol.stats.get("num_steps")
+        if num_steps is None:  # a direct solver: factorise once, then back-substitute
+            k = jnp.array(1)
+            flops = 2.0 * big_n**2 + jnp.where(s.rounds == 0, (2.0 / 3.0) * big_n**3, 0.0)
+        else:
+            k = jnp.asarray(num_steps)
+            flops = 2.0 * k * big_n**2 + 2.0 * k**2 * big_n
+        failed = sol.result != lx.RESULTS.successful
+        result = RESULTS.where(failed, RESULTS.promote(sol.result), s.result)
+        return eqx.tree_at(
+            lambda t: (t.z, t.r, t.steps, t.rounds, t.result, t.flops, t.done),
+            s,
+            (z, r, s.steps + k, s.rounds + 1, result, s.flops + flops, failed),
+        )
+
+    def descent(s):
+        d = dirderiv(s.z, s.mu, s.nu)
+        not_descent = d > -0.5 * s.nu * kkt**2
+        capped = (s.mu > solver.mu_max) | (s.nu < solver.nu_min)
+        update = not_descent & ~capped
+        mu_new = solver.rho**2 * s.mu
+        nu_new = s.nu / solver.rho
+        delta_new = jnp.maximum(
+            jnp.minimum(
+                s.delta / solver.rho**4,
+                solver.safeguards.delta_trial(mu_new, nu_new, solver.beta, a),
+            ),
+            solver.delta_min,
+        )
+        return eqx.tree_at(
+            lambda t: (t.mu, t.nu, t.delta, t.done, t.penalty_updates),
+            s,
+            (
+                jnp.where(update, mu_new, s.mu),
+                jnp.where(update, nu_new, s.nu),
+                jnp.where(update, delta_new, s.delta),
+                ~update,
+                s.penalty_updates + update.astype(int),
+            ),
+        )
+
+    def body(s):
+        accurate = solver.safeguards.accurate(jnp.linalg.norm(s.r), solver.theta, s.delta, kkt, a)
+        capped = (s.steps >= solver.max_inner_steps) | (s.rounds >= solver.max_refinements)
+        s = eqx.tree_at(lambda t: t.cap_hit, s, s.cap_hit | (capped & ~accurate))
+        return lax.cond(accurate | capped, descent, refine, s)
+
+    zero = jnp.zeros((), dtype)
+    init = _Inner(
+        z=jnp.zeros(big_n, dtype),
+        r=grad_l,
+        mu=mu,
+        nu=nu,
+        delta=delta,
+        steps=jnp.array(0),
+        rounds=jnp.array(0),
+        done=jnp.array(False),
+        result=RESULTS.successful,
+        flops=zero,
+        penalty_updates=jnp.array(0),
+        cap_hit=jnp.array(False),
+    )
+    return lax.while_loop(cond, body, init)
+
+
+def _outer_step(fn, constraint_fn, solver, args, st: _State) -> _State:
+    x, lam = st.x, st.lam
+    n = x.shape[0]
+    m = lam.shape[0]
+    dtype = x.dtype
+
+    def grad_lag(y):
+        return jax.grad(lagrangian_and_constraints, argnums=2, has_aux=True)(
+            fn, constraint_fn, y, lam, args
+        )
+
+    (grad_x, c), hvp = jax.linearize(grad_lag, x)
+    hvp_x = lambda v: hvp(v)[0]
+    _, jvp_c = jax.linearize(lambda y: constraint_fn(y, args), x)
+    vjp_c_t = jax.linear_transpose(jvp_c, x)
+    vjp_c = lambda w: vjp_c_t(w)[0]
+    lag_value = fn(x, args) + jnp.dot(lam, c)
+    kkt = st.kkt
+
+    a = solver.safeguards.assess(hvp_x, jvp_c, x, m, solver.xi_b)
+    delta = jnp.maximum(
+        jnp.minimum(st.delta, solver.safeguards.delta_trial(st.mu, st.nu, solver.beta, a)),
+        solver.delta_min,
+    )
+
+    def dirderiv(z, mu, nu):
+        """∇L_{μ,ν}ᵀz, split into the parts linear in (1, μ, ν) (spec §3)."""
+        dx, dlam = z[:n], z[n:]
+        g_dx = jvp_c(dx)
+        d0 = jnp.dot(grad_x, dx) + jnp.dot(c, dlam)
+        d_mu = jnp.dot(c, g_dx)
+        m_dx = solver.merit_hessian.matvec(fn, x, args, hvp_x, dx)
+        d_nu = jnp.dot(grad_x, m_dx + vjp_c(dlam))
+        return d0 + mu * d_mu + nu * d_nu
+
+    def solve(shift):
+        return _inner_solve(
+            solver, hvp_x, jvp_c, vjp_c, grad_x, c, shift, kkt, a, st.mu, st.nu, delta, dirderiv
+        )
+
+    if solver.safeguards.resolve_on_negative_curvature:
+        # At most two attempts, written as a loop so that the inner solve is traced once.
+        def attempt_cond(carry):
+            return carry[2]
+
+        def attempt_body(carry):
+            shift, attempt, _, previous = carry
+            inner = solve(shift)
+            inner = eqx.tree_at(  # the work of a discarded first attempt still counts
+                lambda t: (t.steps, t.flops),
+                inner,
+                (inner.steps + previous.steps, inner.flops + previous.flops),
+            )
+            negative, new_shift = solver.safeguards.curvature_shift(
+                hvp_x, inner.z[:n], n, m, solver.xi_b
+            )
+            failed = (inner.result != RESULTS.successful) | ~jnp.all(jnp.isfinite(inner.z))
+            redo = (attempt == 0) & (negative | failed)
+            return jnp.where(redo, new_shift, shift), attempt + 1, redo, inner
+
+        inner_struct = jax.eval_shape(solve, a.shift)
+        dummy = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), inner_struct)
+        shift, _, _, inner = lax.while_loop(
+            attempt_cond, attempt_body, (a.shift, jnp.array(0), jnp.array(True), dummy)
+        )
+        shifted = shift > 0
+    else:
+        inner = solve(a.shift)
+        shifted = a.shift > 0
+    dx, dlam = inner.z[:n], inner.z[n:]
+    mu, nu = inner.mu, inner.nu
+
+    # Armijo backtracking on L_{μ,ν} (spec §6.3).
+    merit0 = lag_value + 0.5 * mu * jnp.sum(c**2) + 0.5 * nu * jnp.sum(grad_x**2)
+    slope = solver.beta * dirderiv(inner.z, mu, nu)
+
+    def trial(alpha):
+        value, gx_t, c_t = merit_value(
+            fn, constraint_fn, x + alpha * dx, lam + alpha * dlam, args, mu, nu
+        )
+        accepted = value <= merit0 + alpha * slope
+        return accepted, jnp.sqrt(jnp.sum(gx_t**2) + jnp.sum(c_t**2))
+
+    def ls_cond(carry):
+        _, accepted, _, k = carry
+        return ~accepted & (k < solver.max_line_search_steps)
+
+    def ls_body(carry):
+        alpha, _, _, k = carry
+        alpha = 0.5 * alpha
+        accepted, kkt_new = trial(alpha)
+        return alpha, accepted, kkt_new, k + 1
+
+    # Starts from α = 2 so that the first trial, α = 1, happens inside the loop.
+    alpha, accepted, kkt_new, trials = lax.while_loop(
+        ls_cond, ls_body, (jnp.array(2.0, dtype), jnp.array(False), kkt, jnp.array(0))
+    )
+    capped = (mu > solver.mu_max) | (nu < solver.nu_min)
+    ls_result = RESULTS.where(
+        accepted,
+        RESULTS.successful,
+        RESULTS.where(capped, RESULTS.penalty_cap, RESULTS.nonlinear_divergence),
+    )
+    result = RESULTS.where(inner.result == RESULTS.successful, ls_result, inner.result)
+    result = RESULTS.where(a.singular, RESULTS.singular_jacobian, result)
+    ok = result == RESULTS.successful
+
+    def keep(new, old):
+        return jnp.where(ok, new, old)
+
+    step = st.step
+    return _State(
+        x=keep(x + alpha * dx, x),
+        lam=keep(lam + alpha * dlam, lam),
+        mu=keep(mu, st.mu),
+        nu=keep(nu, st.nu),
+        delta=keep(inner.delta, st.delta),
+        kkt=keep(kkt_new, st.kkt),
+        step=jnp.where(ok, step + 1, step),
+        result=result,
+        kkt_history=st.kkt_history.at[step + 1].set(keep(kkt_new, jnp.nan)),
+        alpha_history=st.alpha_history.at[step].set(keep(alpha, jnp.nan)),
+        inner_steps_history=st.inner_steps_history.at[step].set(inner.steps),
+        num_inner_steps=st.num_inner_steps + inner.steps,
+        num_fn_evals=st.num_fn_evals + 1 + trials,
+        flops=st.flops + inner.flops + a.flops,
+        num_penalty_updates=st.num_penalty_updates + inner.penalty_updates,
+        num_hessian_shifts=st.num_hessian_shifts + shifted.astype(int),
+        num_inner_cap_hits=st.num_inner_cap_hits + inner.cap_hit.astype(int),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The solve and its implicit derivative
+# --------------------------------------------------------------------------------------
+
+
+def _tolerance(solver, kkt0):
+    return solver.atol + solver.rtol * kkt0
+
+
+def _primal(inputs):
+    fn, constraint_fn, solver, y0, lambda0, args, max_steps, while_loop = inputs
+    dtype = y0.dtype
+    _, grad_x, c = merit_value(fn, constraint_fn, y0, lambda0, args, 0.0, 0.0)
+    kkt0 = jnp.sqrt(jnp.sum(grad_x**2) + jnp.sum(c**2))
+    tol = _tolerance(solver, kkt0)
+    nan = jnp.array(jnp.nan, dtype)
+    init = _State(
+        x=y0,
+        lam=lambda0,
+        mu=jnp.asarray(solver.mu0, dtype),
+        nu=jnp.asarray(solver.nu0, dtype),
+        delta=jnp.asarray(solver.delta0, dtype),
+        kkt=kkt0,
+        step=jnp.array(0),
+        result=RESULTS.where(jnp.isfinite(kkt0), RESULTS.successful, RESULTS.nonfinite),
+        kkt_history=jnp.full(max_steps + 1, nan).at[0].set(kkt0),
+        alpha_history=jnp.full(max_steps, nan),
+        inner_steps_history=jnp.full(max_steps, -1),
+        num_inner_steps=jnp.array(0),
+        num_fn_evals=jnp.array(1),
+        flops=jnp.zeros((), dtype),
+        num_penalty_updates=jnp.array(0),
+        num_hessian_shifts=jnp.array(0),
+        num_inner_cap_hits=jnp.array(0),
+    )
+
+    def cond(st):
+        return (st.kkt > tol) & (st.step < max_steps) & (st.result == RESULTS.successful)
+
+    def body(st):
+        st = _outer_step(fn, constraint_fn, solver, args, st)
+        bad = ~jnp.isfinite(st.kkt) & (st.result == RESULTS.successful)
+        return eqx.tree_at(lambda t: t.result, st, RESULTS.where(bad, RESULTS.nonfinite, st.result))
+
+    final = while_loop(cond, body, init, max_steps=max_steps)
+    unconverged = (final.kkt > tol) & (final.result == RESULTS.successful)
+    result = RESULTS.where(unconverged, RESULTS.nonlinear_max_steps_reached, final.result)
+    stats = {
+        "num_steps": final.step,
+        "num_inner_steps": final.num_inner_steps,
+        "num_fn_evals": final.num_fn_evals,
+        "flops": final.flops,
+        "num_penalty_updates": final.num_penalty_updates,
+        "num_hessian_shifts": final.num_hessian_shifts,
+        "num_inner_cap_hits": final.num_inner_cap_hits,
+        "kkt_history": final.kkt_history,
+        "alpha_history": final.alpha_history,
+        "inner_steps_history": final.inner_steps_history,
+    }
+    return (final.x, final.lam), (result, stats, final)
+
+
+def _rewrite(root, residual, inputs):
+    """The KKT conditions F(x, λ; args) = (∇f + Gᵀλ, c) = 0 that define the solution."""
+    fn, constraint_fn, _, _, _, args, _, _ = inputs
+    x, lam = root
+    grad_x, c = jax.grad(lagrangian_and_constraints, argnums=2, has_aux=True)(
+        fn, constraint_fn, x, lam, args
+    )
+    return grad_x, c
+
+
+def _as_float64(name: str, value: ArrayLike) -> Array:
+    value = jnp.asarray(value)
+    if value.ndim != 1:
+        raise ValueError(
+            f"`constrained_minimise` needs a 1-D `{name}` of shape (n,); got shape "
+            f"{value.shape}. Flatten it first, e.g. with `jax.flatten_util.ravel_pytree`."
+        )
+    if value.dtype == jnp.float64:
+        return value
+    if not jax.config.read("jax_enable_x64"):
+        raise ValueError(
+            f"`constrained_minimise` runs in float64 (its accuracy condition is unreachable in "
+            f"float32), but `{name}` has dtype {value.dtype} and x64 is disabled; call "
+            '`jax.config.update("jax_enable_x64", True)` at start-up.'
+        )
+    if jnp.issubdtype(value.dtype, jnp.floating):
+        warnings.warn(
+            f"`constrained_minimise` promotes `{name}` from {value.dtype} to float64 "
+            "(spec §8: the accuracy condition needs float64).",
+            stacklevel=3,
+        )
+    return value.astype(jnp.float64)
+
+
+_DEFAULT_ADJOINT = optx.ImplicitAdjoint(linear_solver=lx.LU())
+
+
+def constrained_minimise(
+    fn: Callable[[Float[Array, " n"], PyTree], Float[Array, ""]],
+    constraint_fn: Callable[[Float[Array, " n"], PyTree], Float[Array, " m"]],
+    solver: ExactAugmentedLagrangianNewton,
+    y0: Float[ArrayLike, " n"],
+    args: PyTree = None,
+    *,
+    lambda0: Float[ArrayLike, " m"] | None = None,
+    max_steps: int = 256,
+    throw: bool = True,
+    adjoint: optx.AbstractAdjoint = _DEFAULT_ADJOINT,
+) -> ConstrainedSolution:
+    """Solve min_x f(x) subject to c(x) = 0 (equality constraints only).
+
+    The whole solve is one `lax.while_loop` (jittable, fixed-shape state). Gradients of the
+    solution with respect to `args` (and any arrays closed over by a `fn` that is an
+    `eqx.Module`) come from the implicit function theorem on the KKT conditions
+    F(x, λ; args) = (∇f + Gᵀλ, c) = 0; with the default `optx.ImplicitAdjoint`, the solver
+    iterations are never differentiated.
+
+    **Arguments:**
+
+    - `fn`: the objective, `fn(y, args) -> scalar`.
+    - `constraint_fn`: the constraints, `constraint_fn(y, args) -> (m,)` array, m ≥ 1.
+    - `solver`: an [`pdeopt.solvers.ExactAugmentedLagrangianNewton`][] configuration.
+    - `y0`: the starting point, a 1-D float64 array (float32 is promoted with a warning).
+    - `args`: passed to `fn` and `constraint_fn`.
+    - `lambda0`: initial multipliers (default zeros).
+    - `max_steps`: outer iteration cap (static; sizes the history arrays).
+    - `throw`: if `True`, raise on any result other than `RESULTS.successful`; otherwise return
+      the failure in `solution.result`.
+    - `adjoint`: an `optx.AbstractAdjoint`; `optx.ImplicitAdjoint(linear_solver=lx.LU())` by
+      default. Its linear solver sees the symmetric indefinite KKT Jacobian.
+
+    **Returns:**
+
+    A [`pdeopt.solvers.ConstrainedSolution`][].
+    """
+    if not isinstance(solver, ExactAugmentedLagrangianNewton):
+        raise TypeError(
+            "`constrained_minimise(..., solver=...)` takes an `ExactAugmentedLagrangianNewton`, "
+            f"e.g. `ExactAugmentedLagrangianNewton()`; got {type(solver).__name__}."
+        )
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"`max_steps` must be a positive Python int; got {max_steps!r}.")
+    y0 = _as_float64("y0", y0)
+    c_struct = jax.eval_shape(constraint_fn, y0, args)
+    if c_struct.ndim != 1 or c_struct.shape[0] == 0:
+        raise ValueError(
+            "`constraint_fn(y, args)` must return a non-empty 1-D array of shape (m,); got "
+            f"shape {c_struct.shape}. For unconstrained problems use `optimistix.minimise`."
+        )
+    m = c_struct.shape[0]
+    if lambda0 is None:
+        lambda0 = jnp.zeros(m, jnp.float64)
+    else:
+        lambda0 = _as_float64("lambda0", lambda0)
+        if lambda0.shape != (m,):
+            raise ValueError(f"`lambda0` must have shape ({m},); got {lambda0.shape}.")
+    inputs = (fn, constraint_fn, solver, y0, lambda0, args, max_steps)
+    (x, lam), (result, stats, state) = adjoint.apply(
+        _primal, _rewrite, inputs, frozenset({lx.symmetric_tag})
+    )
+    stats = {
+        **stats,
+        "max_steps": max_steps,
+        "safeguards": type(solver.safeguards).__name__,
+        "merit_hessian": type(solver.merit_hessian).__name__,
+    }
+    sol = ConstrainedSolution(x, lam, result, stats, state)
+    if throw:
+        sol = result.error_if(sol, result != RESULTS.successful)
+    return sol

@@ -1,0 +1,299 @@
+"""Tests for `pdeopt.solvers.constrained_minimise` (spec `al-sketch-newton.md`).
+
+Each problem/configuration is compiled once (compile time dominates this file).
+"""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import lineax as lx
+import numpy as np
+import pytest
+
+import pdeopt
+from pdeopt.solvers import (
+    ExactAugmentedLagrangianNewton,
+    FaithfulSafeguards,
+    ObjectiveHessian,
+    PracticalSafeguards,
+    constrained_minimise,
+)
+
+FAITHFUL = ExactAugmentedLagrangianNewton()
+PRACTICAL = ExactAugmentedLagrangianNewton(atol=1e-8, safeguards=PracticalSafeguards())
+
+
+def _solve(fn, constraint_fn, solver, *, max_steps=50, throw=True):
+    """One jitted solve per (problem, configuration): `(y0, args) -> solution`."""
+
+    @eqx.filter_jit
+    def run(y0, args=None):
+        return constrained_minimise(
+            fn, constraint_fn, solver, y0, args, max_steps=max_steps, throw=throw
+        )
+
+    return run
+
+
+# ----------------------------------------------------------------------------- problems
+
+
+def hs6_f(x, args):
+    return (1.0 - x[0]) ** 2
+
+
+def hs6_c(x, args):
+    return jnp.stack([10.0 * (x[1] - x[0] ** 2)])
+
+
+def hs7_f(x, args):
+    return jnp.log1p(x[0] ** 2) - x[1]
+
+
+def hs7_c(x, args):
+    return jnp.stack([(1.0 + x[0] ** 2) ** 2 + x[1] ** 2 - 4.0])
+
+
+def hs28_f(x, args):
+    return (x[0] + x[1]) ** 2 + (x[1] + x[2]) ** 2
+
+
+def hs28_c(x, args):
+    return jnp.stack([x[0] + 2.0 * x[1] + 3.0 * x[2] - 1.0])
+
+
+def bt9_f(x, args):
+    return -x[0]
+
+
+def bt9_c(x, args):
+    return jnp.stack([x[1] - x[0] ** 3 - x[2] ** 2, x[0] ** 2 - x[1] - x[3] ** 2])
+
+
+HS6_Y0 = jnp.array([-1.2, 1.0])
+
+
+def _kkt(fn, constraint_fn, x, lam, args=None):
+    grad_x = jax.grad(lambda y: fn(y, args) + jnp.dot(lam, constraint_fn(y, args)))(x)
+    return float(jnp.linalg.norm(jnp.concatenate([grad_x, constraint_fn(x, args)])))
+
+
+# ----------------------------------------------------------------------------- HS6 anchor
+
+_hs6_faithful = _solve(hs6_f, hs6_c, FAITHFUL)
+
+
+def test_hs6_anchor_trajectory():
+    """Spec §0 / §16.2: 9 iterations, α = 1/8 ×4, 1/4 ×2, 1/2, 1, 1; KKT 6.22 → … → 1.32 → ~0."""
+    sol = _hs6_faithful(HS6_Y0)
+    assert sol.result == pdeopt.RESULTS.successful
+    stats = sol.stats
+    assert int(stats["num_steps"]) == 9
+    np.testing.assert_array_equal(
+        stats["alpha_history"][:9], [0.125, 0.125, 0.125, 0.125, 0.25, 0.25, 0.5, 1.0, 1.0]
+    )
+    assert np.all(np.isnan(stats["alpha_history"][9:]))
+    kkt = np.asarray(stats["kkt_history"])
+    np.testing.assert_allclose(kkt[0], 6.2225, atol=5e-5)  # ‖(∇ₓL, c)‖ at x₀ = √(4.84² + 3.6²+…)
+    np.testing.assert_allclose(kkt[8], 1.3155, atol=5e-4)  # spec: 1.32
+    assert kkt[9] < 1e-4
+    assert np.all(np.diff(kkt[:10]) < 0)
+    assert np.all(np.isnan(kkt[10:]))
+    np.testing.assert_allclose(sol.value, [1.0, 1.0], atol=1e-8)
+    np.testing.assert_allclose(sol.multipliers, [0.0], atol=1e-8)
+    # LU is exact: one inner step per outer iteration, no penalty updates or Hessian shifts.
+    assert int(stats["num_inner_steps"]) == 9
+    # x₀, then per iteration one evaluation at x_t plus the Armijo trials (4,4,4,4,3,3,2,1,1).
+    assert int(stats["num_fn_evals"]) == 1 + 9 + (4 + 4 + 4 + 4 + 3 + 3 + 2 + 1 + 1)
+    assert float(stats["flops"]) > 9 * (2 / 3) * 3**3
+    assert stats["safeguards"] == "FaithfulSafeguards"
+    assert stats["merit_hessian"] == "LagrangianHessian"
+
+
+def test_hs6_reproducible():
+    a = _hs6_faithful(HS6_Y0)
+    b = _hs6_faithful(HS6_Y0)
+    for leaf_a, leaf_b in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(leaf_a, leaf_b)
+
+
+def test_hs6_objective_hessian_variant():
+    """Spec §3: on HS6 the ∇²f merit-gradient variant gives the same outer trajectory."""
+    solver = ExactAugmentedLagrangianNewton(merit_hessian=ObjectiveHessian())
+    sol = _solve(hs6_f, hs6_c, solver)(HS6_Y0)
+    ref = _hs6_faithful(HS6_Y0)
+    assert int(sol.stats["num_steps"]) == 9
+    np.testing.assert_array_equal(sol.stats["alpha_history"], ref.stats["alpha_history"])
+    assert sol.stats["merit_hessian"] == "ObjectiveHessian"
+
+
+def test_hs6_iterative_inner_solver():
+    """A loose Krylov solver: the faithful accuracy condition, not GMRES's own tolerance, stops
+    the inner loop (refinement rounds), so the outer trajectory equals the LU one (spec §8)."""
+    gmres = lx.GMRES(rtol=1e-3, atol=1e-14, restart=2, max_steps=50)
+    sol = _solve(hs6_f, hs6_c, ExactAugmentedLagrangianNewton(linear_solver=gmres))(HS6_Y0)
+    ref = _hs6_faithful(HS6_Y0)
+    assert int(sol.stats["num_steps"]) == 9
+    np.testing.assert_array_equal(sol.stats["alpha_history"], ref.stats["alpha_history"])
+    np.testing.assert_allclose(sol.stats["kkt_history"][:9], ref.stats["kkt_history"][:9])
+    inner = np.asarray(sol.stats["inner_steps_history"][:9])
+    assert np.all(inner > 3)  # GMRES at rtol 1e-3 needs several rounds to reach ~1e-11
+    assert int(sol.stats["num_inner_cap_hits"]) == 0
+
+
+def test_max_steps_reached():
+    run = _solve(hs6_f, hs6_c, FAITHFUL, max_steps=3, throw=False)
+    sol = run(HS6_Y0)
+    assert sol.result == pdeopt.RESULTS.nonlinear_max_steps_reached
+    assert int(sol.stats["num_steps"]) == 3
+    np.testing.assert_array_equal(sol.stats["alpha_history"], [0.125, 0.125, 0.125])
+
+
+# ----------------------------------------------------------------------------- small problems
+
+
+@pytest.mark.parametrize(
+    "fn, constraint_fn, y0, x_star, solver, tol, steps",
+    [
+        # HS7: x* = (0, √3); reference code: 10 iterations (spec §11.1).
+        (hs7_f, hs7_c, [2.0, 2.0], [0.0, 3**0.5], FAITHFUL, 1e-4, 10),
+        (hs7_f, hs7_c, [2.0, 2.0], [0.0, 3**0.5], PRACTICAL, 1e-8, None),
+        # HS28: linear constraint, convex quadratic: one step (spec §11.1).
+        (hs28_f, hs28_c, [-4.0, 1.0, 1.0], [0.5, -0.5, 0.5], FAITHFUL, 1e-4, 1),
+        # BT9: x* = (1, 1, 0, 0), λ* = (−1, −1) (spec §13). H = 0 at x₀: needs the shift.
+        (bt9_f, bt9_c, [2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 0.0, 0.0], PRACTICAL, 1e-8, None),
+    ],
+    ids=["hs7-faithful", "hs7-practical", "hs28-faithful", "bt9-practical"],
+)
+def test_small_problems(fn, constraint_fn, y0, x_star, solver, tol, steps):
+    sol = _solve(fn, constraint_fn, solver)(jnp.array(y0))
+    assert sol.result == pdeopt.RESULTS.successful
+    num_steps = int(sol.stats["num_steps"])
+    final_kkt = float(sol.stats["kkt_history"][num_steps])
+    assert final_kkt <= tol
+    np.testing.assert_allclose(
+        final_kkt, _kkt(fn, constraint_fn, sol.value, sol.multipliers), rtol=1e-6, atol=1e-12
+    )
+    np.testing.assert_allclose(sol.value, x_star, atol=10 * tol**0.5 if tol > 1e-6 else 1e-7)
+    assert float(sol.stats["alpha_history"][num_steps - 1]) == 1.0  # spec §16.3
+    if steps is not None:
+        assert num_steps == steps
+
+
+# ----------------------------------------------------------------------------- convex QP
+
+
+def test_equality_qp_closed_form(getkey):
+    n, m = 6, 2
+    a = jax.random.normal(getkey(), (n, n))
+    q = a @ a.T + n * jnp.eye(n)
+    g = jax.random.normal(getkey(), (n,))
+    jac = jax.random.normal(getkey(), (m, n))
+    b = jax.random.normal(getkey(), (m,))
+
+    def f(x, args):
+        q, g, _, _ = args
+        return 0.5 * x @ q @ x + g @ x
+
+    def c(x, args):
+        _, _, jac, b = args
+        return jac @ x - b
+
+    sol = _solve(f, c, PRACTICAL)(jnp.zeros(n), (q, g, jac, b))
+    kkt = jnp.block([[q, jac.T], [jac, jnp.zeros((m, m))]])
+    ref = jnp.linalg.solve(kkt, jnp.concatenate([-g, b]))
+    np.testing.assert_allclose(sol.value, ref[:n], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(sol.multipliers, ref[n:], rtol=1e-10, atol=1e-10)
+    assert int(sol.stats["num_steps"]) == 1
+
+
+# ----------------------------------------------------------------------------- implicit AD
+
+
+def _proj_f(x, p):
+    return jnp.sum((x - p) ** 2)
+
+
+def _proj_c(x, p):
+    return jnp.stack([jnp.sum(x**2) - 1.0])
+
+
+def test_implicit_gradient_matches_finite_differences():
+    """x*(p) = p/‖p‖, λ*(p) = ‖p‖ − 1 for min ‖x − p‖² s.t. ‖x‖² = 1."""
+    solver = ExactAugmentedLagrangianNewton(atol=1e-12, safeguards=PracticalSafeguards())
+    w = jnp.array([0.3, -1.1, 0.7])
+    y0 = jnp.array([1.0, 0.0, 0.0])
+
+    @eqx.filter_jit
+    def loss(p):
+        sol = constrained_minimise(_proj_f, _proj_c, solver, y0, p, max_steps=30)
+        return jnp.dot(w, sol.value) + 2.0 * sol.multipliers[0]
+
+    def exact(p):
+        r = jnp.linalg.norm(p)
+        return jnp.dot(w, p / r) + 2.0 * (r - 1.0)
+
+    p = jnp.array([1.5, 0.4, -0.8])
+    np.testing.assert_allclose(loss(p), exact(p), rtol=1e-10)
+    grad = jax.jit(jax.grad(loss))(p)
+    eps = 1e-5
+    fd = jnp.stack([(loss(p + eps * e) - loss(p - eps * e)) / (2 * eps) for e in jnp.eye(3)])
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(grad, jax.grad(exact)(p), rtol=1e-8)
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def _sing_f(x, args):
+    return x[0] + x[1]
+
+
+def _sing_c(x, args):
+    return jnp.stack([x[0] ** 2 + x[1] ** 2 - 1.0])  # G = 2xᵀ vanishes at x = 0
+
+
+def test_singular_jacobian_reported():
+    sol = _solve(_sing_f, _sing_c, FAITHFUL, max_steps=5, throw=False)(jnp.zeros(2))
+    assert sol.result == pdeopt.RESULTS.singular_jacobian
+    assert int(sol.stats["num_steps"]) == 0
+    np.testing.assert_array_equal(sol.value, jnp.zeros(2))
+
+
+def test_singular_jacobian_raises():
+    run = _solve(_sing_f, _sing_c, FAITHFUL, max_steps=5, throw=True)
+    with pytest.raises(Exception, match="rank deficient"):
+        jax.block_until_ready(run(jnp.zeros(2)))
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def test_float32_promoted_with_warning():
+    y32 = HS6_Y0.astype(jnp.float32)
+    with pytest.warns(UserWarning, match="float64"):
+        out = eqx.filter_eval_shape(constrained_minimise, hs6_f, hs6_c, FAITHFUL, y32)
+    assert out.value.dtype == jnp.float64
+    assert out.multipliers.dtype == jnp.float64
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"beta": 0.7}, "beta"),
+        ({"rho": 1.0}, "rho"),
+        ({"mu0": -1.0}, "mu0"),
+    ],
+)
+def test_invalid_configuration(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ExactAugmentedLagrangianNewton(**kwargs)
+
+
+def test_invalid_inputs():
+    with pytest.raises(ValueError, match="1-D"):
+        constrained_minimise(hs6_f, hs6_c, FAITHFUL, jnp.ones((2, 1)))
+    with pytest.raises(ValueError, match="shape"):
+        constrained_minimise(hs6_f, lambda x, a: x[0] ** 2, FAITHFUL, HS6_Y0)
+    with pytest.raises(ValueError, match="non-negative"):
+        FaithfulSafeguards(singular_threshold=-1.0)
