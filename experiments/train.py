@@ -46,8 +46,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     test_solutions = jnp.asarray(test_set.solutions)
     per_sample_error = jax.jit(jax.vmap(relative_l2))
 
+    eval_key = jr.fold_in(jr.key(cfg.seed), 1)
+    eval_batch = cfg.train.eval_batch_size
+
     def evaluate(model) -> dict[str, float]:
-        pred = predict(loss.predict_one, model, test_conditions, cfg.train.eval_batch_size)
+        pred, _ = predict(loss.predict_one, model, test_conditions, eval_key, eval_batch)
         errors = np.asarray(per_sample_error(pred.astype(test_solutions.dtype), test_solutions))
         return {"test_rel_l2": float(errors.mean()), "test_rel_l2_std": float(errors.std())}
 
@@ -65,8 +68,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         progress=cfg.train.progress,
     )
 
-    pred = predict(loss.predict_one, model, test_conditions, cfg.train.eval_batch_size)
+    pred, _ = predict(loss.predict_one, model, test_conditions, eval_key, eval_batch)
     pred = np.asarray(pred, dtype=np.float64)
+    report = predict(loss.report_one, model, test_conditions, eval_key, eval_batch)
+    report = {k: float(np.mean(v)) for k, v in report.items()}
     errors = np.asarray(per_sample_error(jnp.asarray(pred), test_solutions))
     reference = np.asarray(test_solutions)
     batch_level = float(np.linalg.norm(pred - reference) / np.linalg.norm(reference))
@@ -79,12 +84,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "test_rel_l2_per_sample": errors.tolist(),
         "test_rel_l2_batch_level": batch_level,
         "test_seeds": list(test_set.seeds),
+        "constraint_report": report,
         "num_parameters": parameter_count(model),
         "steps_per_s": history[-1]["steps_per_s"],
         "wall_time_s": time.perf_counter() - wall_start,
         "history": history,
     }
     save_json(run_dir / "metrics.json", metrics)
+    print(format_report(report, len(errors)))
     print(f"run_dir={run_dir}")
     print(
         f"test_rel_l2={metrics['test_rel_l2']:.4e} ± {metrics['test_rel_l2_std']:.2e} "
@@ -92,6 +99,29 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         f"steps/s={metrics['steps_per_s']:.1f}; wall={metrics['wall_time_s']:.0f}s)"
     )
     return metrics
+
+
+_REPORT_ROWS = (
+    ("pde_rms_collocation", "PDE residual RMS at the constrained collocation points"),
+    ("pde_rms_heldout", "PDE residual RMS at held-out grid points"),
+    ("ic_rms", "initial-condition violation RMS"),
+    ("bc_rms", "boundary-condition violation RMS"),
+    ("seam_rms", "seam (jump across expert interfaces) RMS"),
+    ("seam_max", "seam max"),
+    ("converged_fraction", "fraction of converged solves"),
+)
+
+
+def format_report(report: dict[str, float], num: int) -> str:
+    """The constraint-satisfaction report as a small table (layer vs raw network)."""
+    lines = [f"constraint report (mean over {num} test samples)  {'layer':>11}  {'raw net':>11}"]
+    for key, label in _REPORT_ROWS:
+        if key not in report:
+            continue
+        raw = report.get(f"raw_{key}")
+        raw = f"{raw:11.3e}" if raw is not None else f"{'-':>11}"
+        lines.append(f"  {label:<52}{report[key]:11.3e}  {raw}")
+    return "\n".join(lines)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")

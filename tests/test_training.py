@@ -105,3 +105,24 @@ def test_checkpoint_mismatch(tmp_path, getkey):
     big = FNO(3, 1, width=16, modes=(4, 4), depth=2, key=getkey())
     with pytest.raises(ValueError, match="does not match"):
         load_checkpoint(tmp_path / "m.eqx", big)
+
+
+def test_experiment_moe_prints_report(tmp_path, capsys):
+    cfg = compose(
+        [
+            *TINY,
+            "train.steps=2",
+            "constraint=moe",
+            "constraint.num_basis=4",
+            "constraint.num_points=12",
+            f"problem.data_dir={tmp_path / 'data'}",
+        ]
+    )
+    metrics = run(cfg, tmp_path / "run")
+    out = capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert lines[-1].startswith("test_rel_l2=")
+    assert "constraint report" in out and "seam" in out
+    report = metrics["constraint_report"]
+    assert {"pde_rms_collocation", "raw_pde_rms_collocation", "seam_rms"} <= set(report)
+    assert {"solve_failure_rate", "solve_steps_max"} <= set(metrics["history"][-1])

@@ -3,7 +3,8 @@
 import abc
 
 import equinox as eqx
-from jaxtyping import Array, Float, PyTree
+import numpy as np
+from jaxtyping import Array, Float, Int, PyTree
 
 
 class AbstractPDE(eqx.Module):
@@ -21,7 +22,7 @@ class AbstractPDE(eqx.Module):
     - `boundary_quantities(u)`: linear traces of the field used by the initial and boundary
         conditions (the initial slice, boundary values and derivatives).
     - `boundary_residuals(qb, condition)`: named residual rows of the initial and boundary
-        conditions, each an array.
+        conditions, each an array; `boundary_locations()` gives the grid point of each row.
 
     `condition` is the per-sample PDE input (initial condition, coefficients): whatever the
     problem's data provide. `inputs(condition)` lays it out, together with the grid
@@ -56,6 +57,15 @@ class AbstractPDE(eqx.Module):
         self, qb: dict[str, Float[Array, "..."]], condition: PyTree[Array]
     ) -> dict[str, Float[Array, "..."]]:
         """Named residual rows of the initial and boundary conditions."""
+
+    @abc.abstractmethod
+    def boundary_locations(self) -> dict[str, Int[np.ndarray, "... ndim"]]:
+        """Grid multi-index of every row of `boundary_residuals`, block by block.
+
+        Each array has the shape of its residual block plus a trailing axis of length
+        `len(grid_shape)`: the grid point nearest to where the row applies. The
+        mixture-of-experts layer uses it to give each expert the rows inside its subdomain.
+        """
 
     def residuals(self, u: Float[Array, "*grid"], condition: PyTree[Array]) -> dict[str, Array]:
         """All residual blocks of a grid field: `{"pde": ..., **boundary_residuals}`."""

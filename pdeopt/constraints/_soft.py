@@ -4,15 +4,17 @@ from collections.abc import Mapping
 
 import equinox as eqx
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
+from ._base import AbstractConstraint, check_weights
 from ._pde import AbstractPDE
 
 
-class SoftConstraint(eqx.Module):
+class SoftConstraint(AbstractConstraint):
     """Physics-informed soft constraint (PI-SC): a weighted sum of mean-squared residuals.
 
-    loss = Σ_b w_b · mean(r_b²) over the residual blocks b of `AbstractPDE.residuals`
+    The model emits the solution itself (one channel); the training loss is
+    Σ_b w_b · mean(r_b²) over the residual blocks b of `AbstractPDE.residuals`
     (`"pde"` and the problem's initial/boundary blocks, e.g. `"ic"`, `"bc"`).
 
     **Arguments:**
@@ -21,46 +23,41 @@ class SoftConstraint(eqx.Module):
         must have a weight (a missing or unknown name is an error at trace time).
     """
 
-    weights: dict[str, float] = eqx.field(static=True)
+    loss_weights: dict[str, float] = eqx.field(static=True)
 
     def __init__(self, weights: Mapping[str, float] | None = None):
-        self.weights = dict({"pde": 1.0, "ic": 1.0, "bc": 1.0} if weights is None else weights)
+        self.loss_weights = dict({"pde": 1.0, "ic": 1.0, "bc": 1.0} if weights is None else weights)
 
     def __check_init__(self):
-        for name, w in self.weights.items():
-            if isinstance(w, (int, float)) and w < 0:
-                raise ValueError(f"SoftConstraint weight '{name}' must be >= 0, got {w}.")
+        check_weights("SoftConstraint", self.loss_weights)
 
     @property
     def num_outputs(self) -> int:
-        """The model emits one channel: the solution itself."""
         return 1
 
     def __call__(
-        self, pde: AbstractPDE, output: Float[Array, "*grid channels"], condition: PyTree[Array]
-    ) -> Float[Array, "*grid"]:
-        """The solution field: the model's single output channel."""
-        del pde, condition
+        self,
+        pde: AbstractPDE,
+        output: Float[Array, "*grid channels"],
+        condition: PyTree[Array],
+        *,
+        key: PRNGKeyArray | None = None,
+    ) -> tuple[Float[Array, "*grid"], dict[str, Array]]:
+        del pde, condition, key
         if output.shape[-1] != 1:
             raise ValueError(
                 f"SoftConstraint expects a model with out_channels=1; got {output.shape[-1]}."
             )
-        return output[..., 0]
+        return output[..., 0], {}
 
-    def terms(
-        self, pde: AbstractPDE, u: Float[Array, "*grid"], condition: PyTree[Array]
-    ) -> dict[str, Float[Array, ""]]:
-        """Mean-squared residual of every block, unweighted."""
+    def report(self, pde, output, condition, *, key=None):
+        """RMS of each residual block over the whole grid (no collocation set, no seams)."""
+        u, _ = self(pde, output, condition, key=key)
         residuals = pde.residuals(u, condition)
-        missing = set(residuals) - set(self.weights)
-        unknown = set(self.weights) - set(residuals)
-        if missing or unknown:
-            raise ValueError(
-                f"SoftConstraint weights must name exactly the residual blocks "
-                f"{sorted(residuals)}; missing {sorted(missing)}, unknown {sorted(unknown)}."
-            )
-        return {name: jnp.mean(jnp.square(r)) for name, r in residuals.items()}
+        out = {"pde_rms_heldout": _rms(residuals.pop("pde"))}
+        out.update({f"{name}_rms": _rms(block) for name, block in residuals.items()})
+        return out
 
-    def loss(self, terms: Mapping[str, Float[Array, ""]]) -> Float[Array, ""]:
-        """The weighted sum of the terms."""
-        return sum(self.weights[name] * value for name, value in terms.items())
+
+def _rms(x):
+    return jnp.sqrt(jnp.mean(jnp.square(x)))

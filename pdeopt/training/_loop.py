@@ -112,12 +112,28 @@ def _fmt(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def predict(predict_one: Callable, model, conditions: PyTree[Array], batch_size: int = 16):
-    """Apply `predict_one(model, condition)` to every sample, in jitted batches."""
-    batched = eqx.filter_jit(jax.vmap(predict_one, in_axes=(None, 0)))
+@eqx.filter_jit
+def _apply_batched(fn, model, conditions, keys):
+    return jax.vmap(fn, in_axes=(None, 0, 0))(model, conditions, keys)
+
+
+def predict(
+    fn: Callable, model, conditions: PyTree[Array], key: PRNGKeyArray, batch_size: int = 16
+) -> PyTree[Array]:
+    """Apply `fn(model, condition, key)` to every sample, in jitted batches.
+
+    Sample i gets the key `fold_in(key, i)`, so results do not depend on `batch_size`.
+    Returns the outputs stacked along a leading sample axis (any pytree).
+    """
     num = jax.tree.leaves(conditions)[0].shape[0]
+    keys = jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(num))
     chunks = [
-        batched(model, jax.tree.map(lambda a, i=i: a[i : i + batch_size], conditions))
+        _apply_batched(
+            fn,
+            model,
+            jax.tree.map(lambda a, i=i: a[i : i + batch_size], conditions),
+            keys[i : i + batch_size],
+        )
         for i in range(0, num, batch_size)
     ]
-    return jnp.concatenate(chunks)
+    return jax.tree.map(lambda *parts: jnp.concatenate(parts), *chunks)

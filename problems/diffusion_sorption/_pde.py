@@ -146,6 +146,14 @@ class DiffusionSorption(AbstractPDE):
             "right_x": boundary_trace(u[1:], x, "hi", dim=1, order=1, accuracy=a),
         }
 
+    def boundary_locations(self) -> dict[str, np.ndarray]:
+        x = np.arange(self.nx)
+        t = np.arange(1, self.nt)
+        initial = np.stack([np.zeros_like(x), x], axis=-1)
+        left = np.stack([t, np.zeros_like(t)], axis=-1)
+        right = np.stack([t, np.full_like(t, self.nx - 1)], axis=-1)
+        return {"ic": initial, "bc": np.concatenate([left, right])}
+
     def boundary_residuals(self, qb, condition):
         left = self.left_bc.residual(qb["left"], None)
         right = self.right_bc.residual(qb["right"], qb["right_x"])

@@ -1,0 +1,72 @@
+"""The interface shared by soft and hard constraints."""
+
+import abc
+from collections.abc import Mapping
+
+import equinox as eqx
+import jax.numpy as jnp
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+
+from ._pde import AbstractPDE
+
+
+class AbstractConstraint(eqx.Module):
+    """Turns a model's output channels into a solution field, and weights the training loss.
+
+    Subclasses provide `num_outputs` (channels the model must emit), `loss_weights` (one
+    weight per residual block of the PDE, for the training loss) and `__call__`.
+    """
+
+    loss_weights: eqx.AbstractVar[dict[str, float]]
+
+    @property
+    @abc.abstractmethod
+    def num_outputs(self) -> int:
+        """Number of channels the model must emit."""
+
+    @abc.abstractmethod
+    def __call__(
+        self,
+        pde: AbstractPDE,
+        output: Float[Array, "*grid channels"],
+        condition: PyTree[Array],
+        *,
+        key: PRNGKeyArray,
+    ) -> tuple[Float[Array, "*grid"], dict[str, Array]]:
+        """The solution field for one sample, and the constraint's statistics."""
+
+    @abc.abstractmethod
+    def report(
+        self,
+        pde: AbstractPDE,
+        output: Float[Array, "*grid channels"],
+        condition: PyTree[Array],
+        *,
+        key: PRNGKeyArray,
+    ) -> dict[str, Float[Array, ""]]:
+        """Constraint satisfaction of one sample: RMS residuals by block (see the docs)."""
+
+    def terms(
+        self, pde: AbstractPDE, u: Float[Array, "*grid"], condition: PyTree[Array]
+    ) -> dict[str, Float[Array, ""]]:
+        """Mean-squared residual of every block of `pde.residuals(u, condition)`, unweighted."""
+        residuals = pde.residuals(u, condition)
+        missing = set(residuals) - set(self.loss_weights)
+        unknown = set(self.loss_weights) - set(residuals)
+        if missing or unknown:
+            raise ValueError(
+                f"{type(self).__name__} weights must name exactly the residual blocks "
+                f"{sorted(residuals)}; missing {sorted(missing)}, unknown {sorted(unknown)}."
+            )
+        return {name: jnp.mean(jnp.square(r)) for name, r in residuals.items()}
+
+    def loss(self, terms: Mapping[str, Float[Array, ""]]) -> Float[Array, ""]:
+        """The weighted sum of the terms."""
+        return sum(self.loss_weights[name] * value for name, value in terms.items())
+
+
+def check_weights(owner: str, weights: Mapping[str, float]) -> None:
+    """Raise if a (Python-number) weight is negative."""
+    for name, w in weights.items():
+        if isinstance(w, (int, float)) and w < 0:
+            raise ValueError(f"{owner} weight '{name}' must be >= 0, got {w}.")
