@@ -70,3 +70,10 @@ def check_weights(owner: str, weights: Mapping[str, float]) -> None:
     for name, w in weights.items():
         if isinstance(w, (int, float)) and w < 0:
             raise ValueError(f"{owner} weight '{name}' must be >= 0, got {w}.")
+
+
+def rms(x: Array, mask: Array | None = None) -> Array:
+    """Root mean square of `x`, over the entries where `mask` holds (all by default)."""
+    if mask is None:
+        return jnp.sqrt(jnp.mean(jnp.square(x)))
+    return jnp.sqrt(jnp.sum(jnp.where(mask, jnp.square(x), 0.0)) / jnp.maximum(mask.sum(), 1))

@@ -13,7 +13,7 @@ import optimistix as optx
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from .._results import RESULTS
-from ._base import AbstractConstraint, check_weights
+from ._base import AbstractConstraint, check_weights, rms
 from ._partition import Partition, partition
 from ._pde import AbstractPDE
 
@@ -239,10 +239,8 @@ class _Layer(eqx.Module):
         def interface_rows(omega):
             rows = []
             for value_op, diff_op, exists, neighbour in faces:
-                own = jnp.einsum("ksfn,kn->ksf", value_op, omega)
-                other = jnp.einsum("ksfn,ksn->ksf", value_op, omega[neighbour])
-                own_d = jnp.einsum("ksfn,kn->ksf", diff_op, omega)
-                other_d = jnp.einsum("ksfn,ksn->ksf", diff_op, omega[neighbour])
+                own, other = _both_sides(value_op, omega, neighbour)
+                own_d, other_d = _both_sides(diff_op, omega, neighbour)
                 rows.append(
                     (value_op, diff_op, exists, 0.5 * (own + other), 0.5 * (own_d + other_d))
                 )
@@ -282,6 +280,13 @@ def basis_quantities(
     return interior, to_last(pde.boundary_quantities)
 
 
+def _both_sides(face_op, omega, neighbour) -> tuple[Array, Array]:
+    """A face operator applied with each expert's own weights and with its neighbour's."""
+    own = jnp.einsum("ksfn,kn->ksf", face_op, omega)
+    other = jnp.einsum("ksfn,ksn->ksf", face_op, omega[neighbour])
+    return own, other
+
+
 def _seam(face_ops, omega) -> dict[str, Array]:
     """Jump of the assembled field across expert interfaces (value at the shared face)."""
     if not face_ops:
@@ -289,8 +294,7 @@ def _seam(face_ops, omega) -> dict[str, Array]:
         return {"seam_rms": zero, "seam_max": zero}
     squares, counts, maxima = [], [], []
     for value_op, _, exists, neighbour in face_ops:
-        own = jnp.einsum("ksfn,kn->ksf", value_op, omega)
-        other = jnp.einsum("ksfn,ksn->ksf", value_op, omega[neighbour])
+        own, other = _both_sides(value_op, omega, neighbour)
         jump = jnp.abs(own - other) * exists[..., None]
         squares.append(jnp.sum(jump**2))
         counts.append(jnp.sum(exists) * value_op.shape[2])
@@ -299,12 +303,6 @@ def _seam(face_ops, omega) -> dict[str, Array]:
         "seam_rms": jnp.sqrt(sum(squares) / sum(counts)),
         "seam_max": jnp.max(jnp.stack(maxima)),
     }
-
-
-def _rms(x: Array, mask: Array | None = None) -> Array:
-    if mask is None:
-        return jnp.sqrt(jnp.mean(jnp.square(x)))
-    return jnp.sqrt(jnp.sum(jnp.where(mask, jnp.square(x), 0.0)) / jnp.maximum(mask.sum(), 1))
 
 
 def _field_report(pde, layer: _Layer, output, condition, omega, collocation) -> dict[str, Array]:
@@ -318,8 +316,8 @@ def _field_report(pde, layer: _Layer, output, condition, omega, collocation) -> 
     at = jnp.zeros(residual.shape, bool).at[collocation.ravel()].set(True)
     u = layer.assemble(pde, output, omega)
     boundary = pde.boundary_residuals(pde.boundary_quantities(u), condition)
-    out = {"pde_rms_collocation": _rms(residual, at), "pde_rms_heldout": _rms(residual, ~at)}
-    out.update({f"{name}_rms": _rms(block) for name, block in boundary.items()})
+    out = {"pde_rms_collocation": rms(residual, at), "pde_rms_heldout": rms(residual, ~at)}
+    out.update({f"{name}_rms": rms(block) for name, block in boundary.items()})
     return out
 
 

@@ -3,10 +3,9 @@
 from collections.abc import Mapping
 
 import equinox as eqx
-import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._base import AbstractConstraint, check_weights
+from ._base import AbstractConstraint, check_weights, rms
 from ._pde import AbstractPDE
 
 
@@ -54,10 +53,6 @@ class SoftConstraint(AbstractConstraint):
         """RMS of each residual block over the whole grid (no collocation set, no seams)."""
         u, _ = self(pde, output, condition, key=key)
         residuals = pde.residuals(u, condition)
-        out = {"pde_rms_heldout": _rms(residuals.pop("pde"))}
-        out.update({f"{name}_rms": _rms(block) for name, block in residuals.items()})
+        out = {"pde_rms_heldout": rms(residuals.pop("pde"))}
+        out.update({f"{name}_rms": rms(block) for name, block in residuals.items()})
         return out
-
-
-def _rms(x):
-    return jnp.sqrt(jnp.mean(jnp.square(x)))
