@@ -10,6 +10,9 @@ from experiments._common import CONFIG_DIR, compose, instantiate
 
 GROUPS = sorted(p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir())
 
+# The primary config whose defaults list each group belongs to (`config.yaml` otherwise).
+PRIMARY = {"constrained_solver": "optimize", "linear_solver": "optimize"}
+
 
 def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
@@ -17,13 +20,14 @@ def _options(group: str) -> list[str]:
 
 def test_groups_exist():
     assert {"problem", "model", "constraint", "optimizer", "train"} <= set(GROUPS)
+    assert {"constrained_solver", "linear_solver"} <= set(GROUPS)
 
 
 @pytest.mark.parametrize(
     "group,option", [(g, o) for g in GROUPS for o in _options(g)], ids=lambda x: str(x)
 )
 def test_every_option_instantiates(group, option, getkey):
-    cfg = compose([f"{group}={option}"])
+    cfg = compose([f"{group}={option}"], config_name=PRIMARY.get(group, "config"))
     node = cfg[group]
     if group == "train":
         assert node.steps > 0 and node.batch_size > 0
@@ -33,6 +37,31 @@ def test_every_option_instantiates(group, option, getkey):
         model = obj(in_channels=3, out_channels=2, key=getkey())
         assert model is not None
     assert obj is not None
+
+
+@pytest.mark.parametrize("linear_solver", _options("linear_solver"))
+@pytest.mark.parametrize("constrained_solver", _options("constrained_solver"))
+def test_constrained_solver_uses_linear_solver_group(constrained_solver, linear_solver):
+    import lineax as lx
+
+    from pdeopt.solvers import ExactAugmentedLagrangianNewton
+
+    cfg = compose(
+        [f"constrained_solver={constrained_solver}", f"linear_solver={linear_solver}"],
+        config_name="optimize",
+    )
+    solver = instantiate(cfg.constrained_solver)
+    assert isinstance(solver, ExactAugmentedLagrangianNewton)
+    assert isinstance(solver.linear_solver, lx.AbstractLinearSolver)
+    assert type(solver.linear_solver) is type(instantiate(cfg.linear_solver))
+
+
+def test_optimize_defaults():
+    cfg = compose(config_name="optimize")
+    assert cfg.problem_name == "HS6"
+    solver = instantiate(cfg.constrained_solver)
+    assert type(solver.safeguards).__name__ == "FaithfulSafeguards"
+    assert type(solver.linear_solver).__name__ == "LU"
 
 
 def test_overrides_apply():
@@ -51,6 +80,9 @@ def test_unknown_option_names_it():
     with pytest.raises(ConfigCompositionException) as e:
         compose(["model=transformer"])
     assert "transformer" in str(e.value)
+    with pytest.raises(ConfigCompositionException) as e:
+        compose(["linear_solver=cholesky"], config_name="optimize")
+    assert "cholesky" in str(e.value)
 
 
 @pytest.mark.parametrize(
@@ -68,3 +100,41 @@ def test_impossible_values(override, match):
     group = override.split(".")[0]
     with pytest.raises(InstantiationException, match=match):
         instantiate(cfg[group])
+
+
+def test_impossible_solver_values():
+    cfg = compose(["constrained_solver.beta=0.7"], config_name="optimize")
+    with pytest.raises(InstantiationException, match="beta"):
+        instantiate(cfg.constrained_solver)
+
+
+def test_optimize_runs_hs6(capsys):
+    """`experiments.optimize` end to end on HS6: the faithful LU history of spec §0."""
+    from experiments.optimize import run
+
+    summary = run(compose(["problem_name=HS6"], config_name="optimize"))
+    out = capsys.readouterr().out
+    assert summary["success"] and summary["num_steps"] == 9 and summary["kkt"] < 1e-4
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["iter", "KKT"])
+    history = [line.split() for line in lines[header + 2 : header + 11]]
+    assert [int(row[0]) for row in history] == list(range(1, 10))
+    assert [float(row[2]) for row in history] == [0.125] * 4 + [0.25] * 2 + [0.5, 1.0, 1.0]
+    assert all(int(row[3]) == 1 for row in history)  # LU: one inner step per iteration
+    assert "result: successful" in out
+    assert "outer iterations: ours 9, paper GV 9, RK 9" in out
+
+
+def test_optimize_help():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "experiments.optimize", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(CONFIG_DIR).parent,
+    ).stdout
+    assert "constrained_solver: faithful, practical" in out
+    assert "gaussian_sketch" in out and "problem_name: HS6" in out

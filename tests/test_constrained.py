@@ -114,6 +114,8 @@ def test_hs6_reproducible():
     a = _hs6_faithful(HS6_Y0)
     b = _hs6_faithful(HS6_Y0)
     for leaf_a, leaf_b in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        if eqx.is_array(leaf_a) and jnp.issubdtype(leaf_a.dtype, jax.dtypes.prng_key):
+            leaf_a, leaf_b = jax.random.key_data(leaf_a), jax.random.key_data(leaf_b)
         np.testing.assert_array_equal(leaf_a, leaf_b)
 
 
@@ -128,8 +130,8 @@ def test_hs6_objective_hessian_variant():
 
 
 def test_hs6_iterative_inner_solver():
-    """A loose Krylov solver: the faithful accuracy condition, not GMRES's own tolerance, stops
-    the inner loop (refinement rounds), so the outer trajectory equals the LU one (spec §8)."""
+    """A loose Krylov solver: its tolerance is replaced by the faithful accuracy condition,
+    which stops the inner loop, so the outer trajectory equals the LU one (spec §8)."""
     gmres = lx.GMRES(rtol=1e-3, atol=1e-14, restart=2, max_steps=50)
     sol = _solve(hs6_f, hs6_c, ExactAugmentedLagrangianNewton(linear_solver=gmres))(HS6_Y0)
     ref = _hs6_faithful(HS6_Y0)
@@ -137,7 +139,7 @@ def test_hs6_iterative_inner_solver():
     np.testing.assert_array_equal(sol.stats["alpha_history"], ref.stats["alpha_history"])
     np.testing.assert_allclose(sol.stats["kkt_history"][:9], ref.stats["kkt_history"][:9])
     inner = np.asarray(sol.stats["inner_steps_history"][:9])
-    assert np.all(inner > 3)  # GMRES at rtol 1e-3 needs several rounds to reach ~1e-11
+    assert np.all(inner >= 3)  # N = 3: GMRES needs 3 steps to reach ~1e-11
     assert int(sol.stats["num_inner_cap_hits"]) == 0
 
 
