@@ -36,7 +36,7 @@ def _tiny_fit(steps, getkey, learning_rate=3e-3):
     model = FNO(3, 1, width=8, modes=(4, 4), depth=2, projection_channels=16, key=getkey())
     conditions = jnp.linspace(0.02, 0.18, 6)[:, None] * jnp.ones((1, 16))
     optimizer = make_optimizer(learning_rate=learning_rate)
-    initial = float(loss(model, conditions)[0])
+    initial = float(loss(model, conditions, jr.key(0))[0])
     model, history = fit(
         model,
         loss,
@@ -47,7 +47,7 @@ def _tiny_fit(steps, getkey, learning_rate=3e-3):
         key=getkey(),
         progress=False,
     )
-    return initial, float(loss(model, conditions)[0]), history
+    return initial, float(loss(model, conditions, jr.key(0))[0]), history
 
 
 def test_fit_lowers_loss(getkey):
