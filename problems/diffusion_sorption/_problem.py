@@ -147,17 +147,17 @@ class DiffusionSorptionProblem:
                     f"Data file '{self.data_path}' holds {len(data)} samples but "
                     f"problem.n_train + problem.n_test = {self.n_train + self.n_test}."
                 )
-            names = [f"{i:04d}" for i in range(len(data))]
         else:
             path = self.cache_path
             if not path.exists():
-                log.info("Generating %d reference solutions into %s", self.n_train, path)
+                total = self.n_train + self.n_test
+                log.info("Generating %d reference solutions into %s", total, path)
                 solutions = self.generate()
                 t, x = self.pde.coordinates()
                 write_seed_file(path, solutions[..., None], {"x": x, "t": t}, self._cache_attrs())
             data, grid, _ = read_seed_file(path, expected_attrs=self._cache_attrs())
             self._check_grid(grid, path)
-            names = [f"{i:04d}" for i in range(len(data))]
+        names = [f"{i:04d}" for i in range(len(data))]
         data = data[..., 0].astype(np.float64)
         if not np.all(np.isfinite(data)):
             raise DataFileError(f"Data file '{self.data_path or self.cache_path}' holds NaN/inf.")
