@@ -1,7 +1,7 @@
 """PI-HC vs PI-HC-MoE timing as the number of collocation points grows (PI-HC-MoE Fig. 4).
 
 `python -m experiments.bench_hard_constraints [--points 100 1000 10000 100000] [--batch 2]
-[--nx 1024 --nt 101] [--experts 4] [--per-expert] [--repeats 5]`
+[--nx 1024 --nt 101] [--experts 4] [--per-expert] [--local-rows] [--repeats 5]`
 
 For each point count, in one process and after compilation, times with `block_until_ready`:
 
@@ -11,7 +11,10 @@ For each point count, in one process and after compilation, times with `block_un
 for PI-HC (one solve over all points) and PI-HC-MoE (K spatial experts). By default the
 point count is the *total* over experts (each MoE expert gets points / K, so both methods fit
 the same number of rows); `--per-expert` gives every expert the full count instead (the
-paper's PI-HC-MoE runs used 20k points per expert). The basis is the output of a randomly
+paper's PI-HC-MoE runs used 20k points per expert). Every MoE expert fits all initial/boundary
+rows (the paper's choice, `global_boundary_rows=True`), so each expert's problem has the
+1224 IC/BC rows of the 101 × 1024 grid on top of its points; `--local-rows` gives each
+expert only the rows inside its block. The basis is the output of a randomly
 initialised FNO (N = 16 channels, GELU basis head) on diffusion–sorption inputs, so both
 methods solve the same problems; the FNO itself is not timed (its cost is identical for
 both). Peak memory is XLA's compile-time estimate (argument + output + temporary bytes of
@@ -70,6 +73,7 @@ def main() -> None:
     parser.add_argument("--basis", type=int, default=16)
     parser.add_argument("--max-steps", type=int, default=50)
     parser.add_argument("--per-expert", action="store_true")
+    parser.add_argument("--local-rows", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
@@ -93,7 +97,8 @@ def main() -> None:
     print(f"machine: {_machine()}")
     print(
         f"grid {args.nt}×{args.nx}, batch {args.batch}, N={args.basis}, K={args.experts}, "
-        f"points {'per expert' if args.per_expert else 'in total'}, LM max_steps "
+        f"points {'per expert' if args.per_expert else 'in total'}, MoE IC/BC rows "
+        f"{'local' if args.local_rows else 'global'}, LM max_steps "
         f"{args.max_steps}, median of {args.repeats}"
     )
     header = (
@@ -107,7 +112,12 @@ def main() -> None:
         per_expert = points if args.per_expert else points // args.experts
         layers = {
             "hc": HardConstraint(num_points=points, **common),
-            "moe": MoEHardConstraint(parts=(1, args.experts), num_points=per_expert, **common),
+            "moe": MoEHardConstraint(
+                parts=(1, args.experts),
+                num_points=per_expert,
+                global_boundary_rows=not args.local_rows,
+                **common,
+            ),
         }
         row = {}
         for name, layer in layers.items():

@@ -73,7 +73,9 @@ def test_fit_bad_arguments(kwargs, match, getkey):
 
 
 def test_experiment_end_to_end(tmp_path, capsys):
-    cfg = compose([*TINY, "train.steps=3", f"problem.data_dir={tmp_path / 'data'}"])
+    cfg = compose(
+        [*TINY, "constraint=soft", "train.steps=3", f"problem.data_dir={tmp_path / 'data'}"]
+    )
     metrics = run(cfg, tmp_path / "run")
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1].startswith("test_rel_l2=")

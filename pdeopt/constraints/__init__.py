@@ -4,4 +4,7 @@ from ._base import AbstractConstraint as AbstractConstraint
 from ._hard import HardConstraint as HardConstraint, MoEHardConstraint as MoEHardConstraint
 from ._partition import Partition as Partition, partition as partition
 from ._pde import AbstractPDE as AbstractPDE
-from ._soft import SoftConstraint as SoftConstraint
+from ._soft import (
+    LearningRateAnnealing as LearningRateAnnealing,
+    SoftConstraint as SoftConstraint,
+)

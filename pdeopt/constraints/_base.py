@@ -4,8 +4,9 @@ import abc
 from collections.abc import Mapping
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Bool, Float, PRNGKeyArray, PyTree
 
 from ._pde import AbstractPDE
 
@@ -51,14 +52,37 @@ class AbstractConstraint(eqx.Module):
     ) -> dict[str, Float[Array, ""]]:
         """Mean-squared residual of every block of `pde.residuals(u, condition)`, unweighted."""
         residuals = pde.residuals(u, condition)
-        missing = set(residuals) - set(self.loss_weights)
-        unknown = set(self.loss_weights) - set(residuals)
+        return self.checked({name: jnp.mean(jnp.square(r)) for name, r in residuals.items()})
+
+    def checked(self, terms: dict[str, Array]) -> dict[str, Array]:
+        """`terms`, after checking that `loss_weights` names exactly their blocks."""
+        missing = set(terms) - set(self.loss_weights)
+        unknown = set(self.loss_weights) - set(terms)
         if missing or unknown:
             raise ValueError(
-                f"{type(self).__name__} weights must name exactly the residual blocks "
-                f"{sorted(residuals)}; missing {sorted(missing)}, unknown {sorted(unknown)}."
+                f"{type(self).__name__} loss weights must name exactly the loss terms "
+                f"{sorted(terms)}; missing {sorted(missing)}, unknown {sorted(unknown)}."
             )
-        return {name: jnp.mean(jnp.square(r)) for name, r in residuals.items()}
+        return terms
+
+    def loss_terms(
+        self,
+        pde: AbstractPDE,
+        output: Float[Array, "*grid channels"],
+        condition: PyTree[Array],
+        *,
+        key: PRNGKeyArray,
+    ) -> tuple[dict[str, Float[Array, ""]], Bool[Array, ""], dict[str, Array]]:
+        """The unweighted training terms of one sample, whether it counts, and statistics.
+
+        A sample does not count when its constraint solve did not converge (statistics
+        `converged`); its terms are then those of a zero field, so that no NaN reaches the
+        backward pass, and the training loss leaves it out.
+        """
+        u, stats = self(pde, output, condition, key=key)
+        ok = jnp.all(stats["converged"]) if "converged" in stats else jnp.array(True)
+        u = jnp.where(ok, u, jax.lax.stop_gradient(jnp.zeros_like(u)))
+        return self.terms(pde, u, condition), ok, stats
 
     def loss(self, terms: Mapping[str, Float[Array, ""]]) -> Float[Array, ""]:
         """The weighted sum of the terms."""

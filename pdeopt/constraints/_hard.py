@@ -15,7 +15,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from .._results import RESULTS
 from ._base import AbstractConstraint, check_weights, rms
 from ._partition import Partition, partition
-from ._pde import AbstractPDE
+from ._pde import AbstractPDE, merge_coefficients
 
 _DEFAULT_WEIGHTS = {"pde": 1.0, "ic": 1.0, "bc": 1.0}
 
@@ -92,16 +92,18 @@ class _Layer(eqx.Module):
 
     def _residual(self, pde, omega, args):
         """Weighted residual rows of one expert: PDE, IC/BC, interface, ridge."""
-        q_points, q_boundary, masks, interface, condition = args
+        q_points, c_points, q_boundary, masks, interface, condition = args
+        w = _augment(omega)
         rows = []
-        pde_rows = pde.interior_residual({k: v @ omega for k, v in q_points.items()}, condition)
+        q = merge_coefficients({k: v @ w for k, v in q_points.items()}, c_points)
+        pde_rows = pde.interior_residual(q, condition)
         if pde_rows.shape != (self.num_points,):
             raise ValueError(
                 f"{type(pde).__name__}.interior_residual must return one value per collocation "
                 f"point, shape ({self.num_points},); got {pde_rows.shape}."
             )
         rows.append(self.row_weights["pde"] / math.sqrt(self.num_points) * pde_rows)
-        boundary = pde.boundary_residuals({k: v @ omega for k, v in q_boundary.items()}, condition)
+        boundary = pde.boundary_residuals({k: v @ w for k, v in q_boundary.items()}, condition)
         for name in sorted(masks):
             block, mask = boundary[name], masks[name]
             if block.shape != mask.shape:
@@ -113,9 +115,9 @@ class _Layer(eqx.Module):
             rows.append(weight * jnp.where(mask, block, 0.0).ravel())
         for value_op, diff_op, exists, value_target, diff_target in interface:
             scale = exists[:, None] / math.sqrt(exists.size * value_op.shape[1])
-            rows.append((self.interface_weight * scale * (value_op @ omega - value_target)).ravel())
+            rows.append((self.interface_weight * scale * (value_op @ w - value_target)).ravel())
             rows.append(
-                (self.interface_derivative_weight * scale * (diff_op @ omega - diff_target)).ravel()
+                (self.interface_derivative_weight * scale * (diff_op @ w - diff_target)).ravel()
             )
         rows.append(self.ridge * omega)
         return jnp.concatenate(rows)
@@ -153,50 +155,44 @@ class _Layer(eqx.Module):
     ) -> dict:
         """Everything the expert solves need: gathered per-basis quantities and masks.
 
-        Returns a dict with `q_points` ({name: (K, num_points, N)}), `q_boundary`, `masks`
+        Returns a dict with `q_points` ({name: (K, num_points, N)}), `c_points` (the
+        coefficient fields at the same points, (K, num_points)), `q_boundary`, `masks`
         ({block: (K, *rows)}), `condition` (float64), `index` (flat grid indices of the
         collocation points, (K, num_points)), `faces` (interface operators) and `finite`.
         `expert_args(setup, k)` gives expert k's `args` of `_residual`.
         """
         part = self.partition(pde)
         masks = self._boundary_masks(pde, part)
-        self._check(pde, part, output, masks)
+        given = _from_output(pde, output)
+        self._check(pde, part, output if given is None else given[0], masks)
         if jnp.zeros((), jnp.float64).dtype != jnp.float64:
             raise RuntimeError(
                 "Hard-constraint solves run in float64: call "
                 'jax.config.update("jax_enable_x64", True) before building arrays.'
             )
-        basis = output.astype(jnp.float64)
-        finite = jnp.all(jnp.isfinite(basis))
+        finite = jnp.all(jnp.isfinite(output))
         if self.throw:
-            basis = eqx.error_if(
-                basis,
+            output = eqx.error_if(
+                output,
                 ~finite,
                 "The model emitted non-finite basis values (NaN/inf) before the hard "
                 "constraint; check the model and the learning rate.",
             )
-        q_flat, q_boundary = basis_quantities(pde, basis)
-        flat_basis = basis.reshape(-1, self.num_basis)
+        basis = self.fields(pde, output, condition)
+        q_flat, q_boundary = _quantities(pde, output, basis)
+        flat_basis = basis.reshape(-1, basis.shape[-1])
         block_points = jnp.asarray(part.points)
         choose = lambda k: jr.choice(k, block_points.shape[1], (self.num_points,), replace=False)
         local = jax.vmap(choose)(jr.split(key, part.num_experts))
         index = jnp.take_along_axis(block_points, local, axis=1)
-        faces = [
-            (
-                0.5 * (flat_basis[f.lower] + flat_basis[f.upper]),
-                flat_basis[f.upper] - flat_basis[f.lower],
-                jnp.asarray(f.exists, basis.dtype),
-                jnp.asarray(f.neighbour),
-            )
-            for f in part.faces
-        ]
         return {
             "q_points": {k: v[index] for k, v in q_flat.items()},
+            "c_points": {k: v[index] for k, v in _coefficients(pde, condition).items()},
             "q_boundary": q_boundary,
             "masks": {k: jnp.asarray(v) for k, v in masks.items()},
             "condition": jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition),
             "index": index,
-            "faces": faces,
+            "faces": _face_operators(part, flat_basis),
             "finite": finite,
         }
 
@@ -206,6 +202,7 @@ class _Layer(eqx.Module):
         take = lambda tree: jax.tree.map(lambda a: a[k], tree)
         return (
             take(setup["q_points"]),
+            take(setup["c_points"]),
             setup["q_boundary"],
             take(setup["masks"]),
             list(interface),
@@ -224,12 +221,12 @@ class _Layer(eqx.Module):
         faces = setup["faces"]
         num_experts = setup["index"].shape[0]
 
-        def one(omega0, q_points, masks, interface):
-            args = (q_points, setup["q_boundary"], masks, interface, setup["condition"])
+        def one(omega0, q_points, c_points, masks, interface):
+            args = (q_points, c_points, setup["q_boundary"], masks, interface, setup["condition"])
             return self._solve(pde, omega0, args)
 
         def solve_all(omega0, interface):
-            batched = (omega0, setup["q_points"], setup["masks"], interface)
+            batched = (omega0, setup["q_points"], setup["c_points"], setup["masks"], interface)
             if self.vectorize_experts:
                 return jax.vmap(one)(*batched)
             # One expert at a time: the same solves, with 1/K of the solver memory.
@@ -239,8 +236,8 @@ class _Layer(eqx.Module):
         def interface_rows(omega):
             rows = []
             for value_op, diff_op, exists, neighbour in faces:
-                own, other = _both_sides(value_op, omega, neighbour)
-                own_d, other_d = _both_sides(diff_op, omega, neighbour)
+                own, other = _both_sides(value_op, _augment(omega), neighbour)
+                own_d, other_d = _both_sides(diff_op, _augment(omega), neighbour)
                 rows.append(
                     (value_op, diff_op, exists, 0.5 * (own + other), 0.5 * (own_d + other_d))
                 )
@@ -252,7 +249,7 @@ class _Layer(eqx.Module):
             omega, stats = solve_all(omega, interface_rows(omega))
         stats["converged"] = stats["converged"] & setup["finite"]
         stats["collocation"] = setup["index"]
-        stats.update(_seam(faces, omega))
+        stats.update(_seam(faces, _augment(omega)))
         if self.throw:
             omega = eqx.error_if(
                 omega,
@@ -263,11 +260,77 @@ class _Layer(eqx.Module):
             )
         return omega, stats
 
-    def assemble(self, pde, output, omega):
-        """u = b · ω_k on each expert's block."""
+    def fields(self, pde, output, condition) -> Float[Array, "*grid n_basis+1"]:
+        """The basis of the solve, float64: the ansatz fields f_k and, last, the offset
+        (for a PDE with `quantities_from_output`: its basis values and a zero offset)."""
+        given = _from_output(pde, output)
+        if given is not None:
+            return _with_offset(given[0])
+        condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
+        basis, offset = pde.ansatz(output.astype(jnp.float64), condition)
+        return jnp.concatenate([basis, offset[..., None]], axis=-1)
+
+    def assemble(self, pde, fields, omega):
+        """u = offset + f · ω_k on each expert's block, from `fields(...)`."""
         owner = jnp.asarray(self.partition(pde).owner)
-        flat = output.astype(jnp.float64).reshape(-1, self.num_basis)
-        return jnp.sum(flat * omega[owner], axis=-1).reshape(pde.grid_shape)
+        flat = fields.reshape(-1, fields.shape[-1])
+        return jnp.sum(flat * _augment(omega)[owner], axis=-1).reshape(pde.grid_shape)
+
+    def solution(self, pde, output, condition, omega):
+        """The solution field u for solved weights ω."""
+        return self.assemble(pde, self.fields(pde, output, condition), omega)
+
+    def expert_terms(self, pde, output, omega, condition) -> dict[str, Array]:
+        """Training terms of the experts' fields, each residual with its owner's weights.
+
+        `pde`: mean square of the PDE residual at every grid point, formed from the global
+        per-basis quantities with the weights of the expert owning the point (so stencils
+        never straddle a seam); the initial/boundary blocks of the assembled u; `seam`: mean
+        square of the jumps across expert faces of the value and of the normal derivative
+        (the face difference times the axis length, i.e. the derivative in coordinates
+        scaled to the unit interval).
+        """
+        fields = self.fields(pde, output, condition)
+        residual, boundary, _ = _owner_fields(pde, self, output, omega, condition)
+        terms = {"pde": jnp.mean(jnp.square(residual))}
+        terms.update({name: jnp.mean(jnp.square(block)) for name, block in boundary.items()})
+        part = self.partition(pde)
+        flat_basis = fields.reshape(-1, fields.shape[-1])
+        jumps = []
+        for f, (value_op, diff_op, exists, neighbour) in zip(
+            part.faces, _face_operators(part, flat_basis)
+        ):
+            for op, scale in ((value_op, 1.0), (diff_op, part.grid_shape[f.axis])):
+                own, other = _both_sides(op, _augment(omega), neighbour)
+                jump = scale * (own - other) * exists[..., None]
+                jumps.append((jnp.sum(jnp.square(jump)), jnp.sum(exists) * op.shape[2]))
+        if jumps:
+            terms["seam"] = sum(j for j, _ in jumps) / sum(c for _, c in jumps)
+        return terms
+
+
+def _augment(omega: Float[Array, "*experts n_basis"]) -> Float[Array, "*experts n_basis+1"]:
+    """ω with the offset's fixed weight 1 appended."""
+    return jnp.concatenate([omega, jnp.ones((*omega.shape[:-1], 1), omega.dtype)], axis=-1)
+
+
+def _coefficients(pde: AbstractPDE, condition) -> dict[str, Float[Array, " points"]]:
+    """The PDE's pointwise coefficient fields, float64, flattened over the grid."""
+    fields = pde.interior_coefficients(condition)
+    return {k: jnp.asarray(v, jnp.float64).reshape(-1) for k, v in fields.items()}
+
+
+def _face_operators(part: Partition, flat_basis) -> list[tuple[Array, Array, Array, Array]]:
+    """Per axis: the basis at every expert face (value, normal difference), and neighbours."""
+    return [
+        (
+            0.5 * (flat_basis[f.lower] + flat_basis[f.upper]),
+            flat_basis[f.upper] - flat_basis[f.lower],
+            jnp.asarray(f.exists, flat_basis.dtype),
+            jnp.asarray(f.neighbour),
+        )
+        for f in part.faces
+    ]
 
 
 def basis_quantities(
@@ -305,17 +368,52 @@ def _seam(face_ops, omega) -> dict[str, Array]:
     }
 
 
+def _from_output(pde: AbstractPDE, output) -> tuple | None:
+    """`pde.quantities_from_output` of the float64 output (None: the grid formulation)."""
+    return pde.quantities_from_output(output.astype(jnp.float64))
+
+
+def _with_offset(a: Float[Array, "... n_basis"]) -> Float[Array, "... n_basis+1"]:
+    """Per-basis values with the zero offset column of `quantities_from_output` appended."""
+    return jnp.concatenate([a, jnp.zeros((*a.shape[:-1], 1), a.dtype)], axis=-1)
+
+
+def _quantities(pde: AbstractPDE, output, fields) -> tuple[dict, dict]:
+    """`basis_quantities` of the solve's fields, or the PDE's own from the model's output."""
+    given = _from_output(pde, output)
+    if given is None:
+        return basis_quantities(pde, fields)
+    _, interior, boundary = given
+    n = fields.shape[-1]
+    interior = {k: _with_offset(v).reshape(-1, n) for k, v in interior.items()}
+    return interior, {k: _with_offset(v) for k, v in boundary.items()}
+
+
+def _owner_fields(pde, layer: _Layer, output, omega, condition) -> tuple[Array, dict, Array]:
+    """The PDE residual at every grid point (flat) with its owner's weights, the initial and
+    boundary residual blocks of u, and u."""
+    fields = layer.fields(pde, output, condition)
+    owner_omega = _augment(omega)[jnp.asarray(layer.partition(pde).owner)]
+    q_flat, q_boundary = _quantities(pde, output, fields)
+    q = {k: jnp.sum(v * owner_omega, axis=-1) for k, v in q_flat.items()}
+    q = merge_coefficients(q, _coefficients(pde, condition))
+    u = layer.assemble(pde, fields, omega)
+    if _from_output(pde, output) is None:
+        qb = pde.boundary_quantities(u)
+    elif omega.shape[0] == 1:  # The traces of u = b·ω, from the per-basis traces.
+        qb = {k: v @ _augment(omega)[0] for k, v in q_boundary.items()}
+    else:
+        raise ValueError(
+            f"{type(pde).__name__} reads its quantities from the model output, whose boundary "
+            "traces belong to no expert; use HardConstraint (one solve per sample) with it."
+        )
+    return pde.interior_residual(q, condition), pde.boundary_residuals(qb, condition), u
+
+
 def _field_report(pde, layer: _Layer, output, condition, omega, collocation) -> dict[str, Array]:
     """Residuals of the field b·ω_owner, evaluated expert by expert on the global grid."""
-    part = layer.partition(pde)
-    basis = output.astype(jnp.float64)
-    q_flat, _ = basis_quantities(pde, basis)
-    owner_omega = omega[jnp.asarray(part.owner)]
-    q = {k: jnp.sum(v * owner_omega, axis=-1) for k, v in q_flat.items()}
-    residual = pde.interior_residual(q, condition)
+    residual, boundary, _ = _owner_fields(pde, layer, output, omega, condition)
     at = jnp.zeros(residual.shape, bool).at[collocation.ravel()].set(True)
-    u = layer.assemble(pde, output, omega)
-    boundary = pde.boundary_residuals(pde.boundary_quantities(u), condition)
     out = {"pde_rms_collocation": rms(residual, at), "pde_rms_heldout": rms(residual, ~at)}
     out.update({f"{name}_rms": rms(block) for name, block in boundary.items()})
     return out
@@ -347,6 +445,12 @@ class HardConstraint(AbstractConstraint):
     iterations are never unrolled.
 
     Solves run in float64 (the basis and condition are cast); the model may be float32.
+
+    Coordinate-model bases: when the PDE reads the per-basis quantities from the model's
+    output (`AbstractPDE.quantities_from_output`, e.g. autodiff derivatives of a DeepONet
+    trunk), they replace `interior_quantities`/`boundary_quantities` of the fields in the
+    solve, the report and the training loss (the mean squares of the residual blocks of
+    b·ω formed from those quantities); everything else is unchanged.
 
     **Arguments:**
 
@@ -417,10 +521,16 @@ class HardConstraint(AbstractConstraint):
 
     def __call__(self, pde, output, condition, *, key):
         omega, stats = self.layer.weights(pde, output, condition, key)
-        return self.layer.assemble(pde, output, omega), stats
+        return self.layer.solution(pde, output, condition, omega), stats
 
     def report(self, pde, output, condition, *, key):
         return _report(self.layer, pde, output, condition, key)
+
+    def loss_terms(self, pde, output, condition, *, key):
+        if _from_output(pde, output) is None:
+            return AbstractConstraint.loss_terms(self, pde, output, condition, key=key)
+        # Quantities from the output (autodiff): the terms of b·ω from the same quantities.
+        return _expert_loss_terms(self, pde, output, condition, key)
 
 
 class MoEHardConstraint(AbstractConstraint):
@@ -433,8 +543,8 @@ class MoEHardConstraint(AbstractConstraint):
     its own weights ω_k; experts are `vmap`ped (and shard over a mesh axis `experts` under
     `jax.sharding`). The solution is piecewise: u = b·ω_k on block k.
 
-    Initial/boundary rows: by default each expert fits the rows that lie in its block
-    (`global_boundary_rows=False`); the paper gives every expert all of them (True).
+    Initial/boundary rows: as in the paper, every expert fits all of them with its own weights
+    (`global_boundary_rows=True`); with False, only the rows that lie in its block.
 
     Beyond the paper: `interface_sweeps > 0` adds interface rows: after the independent solve,
     each expert re-solves with rows pulling its face value ½(b_j + b_{j+1})·ω_k and normal
@@ -451,6 +561,13 @@ class MoEHardConstraint(AbstractConstraint):
     - `interface_weight`, `interface_derivative_weight`: weights of the interface rows.
     - `vectorize_experts`: `vmap` the expert solves (True) or run them one after another
         (False: the same result with 1/K of the solver memory).
+    - `expert_loss`: the training loss. False (the paper): the finite-difference residuals of
+        the assembled piecewise u, whose stencils straddle the seams, so that a jump of size
+        s shows up as s/h² in the PDE term and dominates it. True (pdeopt's default): each grid
+        point's PDE residual is formed with its owner's weights from the global per-basis
+        quantities (no stencil sees a seam), plus a `seam` term, the mean square of the
+        value and normal-derivative jumps across expert faces (`loss_weights["seam"]`,
+        default 1). See `_Layer.expert_terms`.
 
     ??? cite "References"
 
@@ -460,6 +577,7 @@ class MoEHardConstraint(AbstractConstraint):
 
     layer: _Layer
     loss_weights: dict[str, float] = eqx.field(static=True)
+    expert_loss: bool = eqx.field(static=True)
 
     def __init__(
         self,
@@ -475,11 +593,12 @@ class MoEHardConstraint(AbstractConstraint):
         adjoint_solver: lx.AbstractLinearSolver = lx.SVD(),
         max_steps: int = 50,
         throw: bool = True,
-        global_boundary_rows: bool = False,
+        global_boundary_rows: bool = True,
         interface_sweeps: int = 0,
         interface_weight: float = 1.0,
         interface_derivative_weight: float = 0.1,
         vectorize_experts: bool = True,
+        expert_loss: bool = True,
     ):
         self.layer = _make_layer(
             num_basis=num_basis,
@@ -498,7 +617,10 @@ class MoEHardConstraint(AbstractConstraint):
             interface_derivative_weight=interface_derivative_weight,
             vectorize_experts=vectorize_experts,
         )
-        self.loss_weights = dict(_DEFAULT_WEIGHTS if loss_weights is None else loss_weights)
+        self.expert_loss = expert_loss
+        if loss_weights is None:
+            loss_weights = {**_DEFAULT_WEIGHTS, "seam": 1.0} if expert_loss else _DEFAULT_WEIGHTS
+        self.loss_weights = dict(loss_weights)
 
     def __check_init__(self):
         check_weights("MoEHardConstraint loss", self.loss_weights)
@@ -517,10 +639,26 @@ class MoEHardConstraint(AbstractConstraint):
 
     def __call__(self, pde, output, condition, *, key):
         omega, stats = self.layer.weights(pde, output, condition, key)
-        return self.layer.assemble(pde, output, omega), stats
+        return self.layer.solution(pde, output, condition, omega), stats
 
     def report(self, pde, output, condition, *, key):
         return _report(self.layer, pde, output, condition, key)
+
+    def loss_terms(self, pde, output, condition, *, key):
+        if not self.expert_loss:
+            return AbstractConstraint.loss_terms(self, pde, output, condition, key=key)
+        return _expert_loss_terms(self, pde, output, condition, key)
+
+
+def _expert_loss_terms(constraint, pde, output, condition, key):
+    """`loss_terms` from the per-basis quantities with each point's owner's weights."""
+    omega, stats = constraint.layer.weights(pde, output, condition, key)
+    ok = jnp.all(stats["converged"])
+    # A skipped sample's terms are those of a zero field: finite, and left out of the loss.
+    zero = lambda a: jnp.where(ok, a, jax.lax.stop_gradient(jnp.zeros_like(a)))
+    condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
+    terms = constraint.layer.expert_terms(pde, zero(output), zero(omega), condition)
+    return constraint.checked(terms), ok, stats
 
 
 def _make_layer(*, row_weights, init_weight, adjoint_solver, **fields) -> _Layer:

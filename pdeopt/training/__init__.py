@@ -5,6 +5,11 @@ from ._checkpoint import (
     save_checkpoint as save_checkpoint,
     save_json as save_json,
 )
-from ._loop import fit as fit, predict as predict, train_step as train_step
+from ._loop import (
+    balanced_train_step as balanced_train_step,
+    fit as fit,
+    predict as predict,
+    train_step as train_step,
+)
 from ._loss import PhysicsLoss as PhysicsLoss
 from ._optim import make_optimizer as make_optimizer

@@ -10,8 +10,11 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
-from jaxtyping import Array, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
+
+from ..constraints import LearningRateAnnealing, SoftConstraint
+from ._loss import PhysicsLoss
 
 
 @eqx.filter_jit
@@ -34,6 +37,66 @@ def train_step(model, opt_state, loss_fn, optimizer, batch, key):
     return eqx.apply_updates(model, updates), opt_state, loss, aux
 
 
+@eqx.filter_jit
+def balanced_train_step(
+    model,
+    opt_state,
+    weights: dict[str, Float[Array, ""]],
+    loss_fn,
+    optimizer,
+    batch,
+    key,
+    balancing: LearningRateAnnealing,
+    update: bool,
+):
+    """One optimisation step of the loss `Σ_i weights[i] · aux[i]` with adaptive weights.
+
+    `loss_fn(model, batch, key) -> (loss, aux)` must return every unweighted loss term in
+    `aux` under the names of `weights` (as [`pdeopt.training.PhysicsLoss`][] does); its
+    `loss` output is not used. With `update=False` this costs one value-and-gradient, like
+    `train_step`. With `update=True` it takes the gradient of each term separately (one
+    reverse pass per term), updates the weights by `balancing.update` and steps with the
+    new weights.
+
+    **Arguments:**
+
+    - `model`, `opt_state`, `loss_fn`, `optimizer`, `batch`, `key`: as for `train_step`.
+    - `weights`: the current loss weights (state; from `balancing.init`).
+    - `balancing`: the [`pdeopt.constraints.LearningRateAnnealing`][] rule.
+    - `update`: whether to update the weights at this step (a Python bool).
+
+    **Returns:** `(model, opt_state, weights, loss, aux)`, with `aux` extended by the weights
+    used for the step as `weight_<name>`.
+    """
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+
+    def terms_fn(params):
+        _, aux = loss_fn(eqx.combine(params, static), batch, key)
+        return {name: aux[name] for name in weights}, aux
+
+    if update:
+        per_term, aux = jax.jacrev(terms_fn, has_aux=True)(params)
+        weights = balancing.update(weights, per_term)
+        names = list(weights)
+
+        def combine(*g):
+            total = sum(weights[name] * gi for name, gi in zip(names, g, strict=True))
+            return total.astype(g[0].dtype)  # float64 weights must not promote the gradient
+
+        grads = jax.tree.map(combine, *(per_term[name] for name in names))
+    else:
+
+        def weighted(params):
+            terms, aux = terms_fn(params)
+            return sum(weights[name] * terms[name] for name in weights), aux
+
+        grads, aux = jax.grad(weighted, has_aux=True)(params)
+    loss = sum(weights[name] * aux[name] for name in weights)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    aux = dict(aux) | {f"weight_{name}": w for name, w in weights.items()}
+    return eqx.apply_updates(model, updates), opt_state, weights, loss, aux
+
+
 def fit(
     model: eqx.Module,
     loss_fn: Callable,
@@ -50,8 +113,11 @@ def fit(
     """Train `model` on minibatches of `data` and evaluate periodically.
 
     Each step draws `batch_size` samples without replacement (with replacement only if the
-    data set is smaller than the batch). A non-finite loss stops training with
-    `FloatingPointError` naming the step; nothing is silently skipped.
+    data set is smaller than the batch). When `loss_fn` is a `PhysicsLoss` with a
+    `SoftConstraint` whose `balancing` is set, the loss weights are adapted during training
+    (`balanced_train_step`, starting from the constraint's `loss_weights`) and recorded in
+    the history as `weight_<name>`; otherwise every step is `train_step`. A non-finite loss
+    stops training with `FloatingPointError` naming the step; nothing is silently skipped.
 
     **Arguments:**
 
@@ -75,6 +141,11 @@ def fit(
         raise ValueError(f"train.eval_every must be an integer >= 0, got {eval_every!r}.")
     num = jax.tree.leaves(data)[0].shape[0]
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
+    balancing = None
+    if isinstance(loss_fn, PhysicsLoss) and isinstance(loss_fn.constraint, SoftConstraint):
+        balancing = loss_fn.constraint.balancing
+    if balancing is not None:
+        weights = balancing.init(loss_fn.constraint.loss_weights)
     batch_key, loss_key = jr.split(key)
     rng = np.random.default_rng(np.asarray(jr.key_data(batch_key)).ravel())
     history: list[dict[str, float]] = []
@@ -83,9 +154,16 @@ def fit(
     for step in bar:
         index = rng.choice(num, size=batch_size, replace=batch_size > num)
         batch = jax.tree.map(lambda a, index=index: a[index], data)
-        model, opt_state, loss, aux = train_step(
-            model, opt_state, loss_fn, optimizer, batch, jr.fold_in(loss_key, step)
-        )
+        step_key = jr.fold_in(loss_key, step)
+        if balancing is None:
+            model, opt_state, loss, aux = train_step(
+                model, opt_state, loss_fn, optimizer, batch, step_key
+            )
+        else:
+            update = (step - 1) % balancing.every == 0
+            model, opt_state, weights, loss, aux = balanced_train_step(
+                model, opt_state, weights, loss_fn, optimizer, batch, step_key, balancing, update
+            )
         loss = float(loss)
         if not math.isfinite(loss):
             raise FloatingPointError(

@@ -3,6 +3,7 @@
 from ._pde import DiffusionSorption as DiffusionSorption
 from ._problem import Dataset as Dataset, DiffusionSorptionProblem as DiffusionSorptionProblem
 from ._solver import (
+    ImplicitReferenceSolver as ImplicitReferenceSolver,
     ReferenceSolver as ReferenceSolver,
     fluxes as fluxes,
     sample_initial_conditions as sample_initial_conditions,

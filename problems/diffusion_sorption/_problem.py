@@ -2,13 +2,15 @@
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
+import equinox as eqx
 import jax
 import jax.random as jr
 import numpy as np
 
-from pdeopt.data import DataFileError, read_seed_file, write_seed_file
+from pdeopt.data import DataFileError, Dataset, Samples, read_seed_file, write_seed_file
 
 from ._pde import DiffusionSorption
 from ._solver import ReferenceSolver, sample_initial_conditions
@@ -18,19 +20,9 @@ log = logging.getLogger(__name__)
 GENERATOR_VERSION = 1
 
 
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    """Initial conditions and reference solutions of one split.
-
-    `conditions` has shape `[n, nx]` (the initial condition), `solutions` `[n, nt, nx]`.
-    """
-
-    conditions: np.ndarray
-    solutions: np.ndarray
-    seeds: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.solutions)
+@eqx.filter_jit
+def _solve_batch(solver: ReferenceSolver, pde: DiffusionSorption, u0):
+    return jax.vmap(lambda u: solver.solve(pde, u))(u0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,15 +113,43 @@ class DiffusionSorptionProblem:
             "solver_atol": self.solver.atol,
         }
 
+    # The `pdeopt.data.SampleGenerator` interface (`python -m experiments.generate`).
+
+    @property
+    def num_samples(self) -> int:
+        return self.n_train + self.n_test
+
+    @property
+    def data_layout(self) -> str:
+        return "per-seed"  # PDEBench's `1D_diff-sorp_NA_NA.h5`
+
+    def data_grid(self) -> dict[str, np.ndarray]:
+        t, x = self.pde.coordinates()
+        return {"x": x, "t": t}
+
+    def data_attrs(self) -> dict[str, object]:
+        return self._cache_attrs()
+
+    def generate_samples(self, seeds: Sequence[int]) -> Samples:
+        """Solve the samples with these seeds: `data` `[len(seeds), nt, nx, 1]` float64.
+
+        Sample i's initial condition is the i-th of `sample_initial_conditions(..., key=
+        jr.key(seed))`, whatever the other seeds, so chunks equal one whole generation.
+        """
+        seeds = np.asarray(seeds, dtype=int)
+        pde = self.pde
+        u0 = sample_initial_conditions(pde, int(seeds.max()) + 1, self.ic, key=jr.key(self.seed))
+        u0 = u0[seeds]
+        out = []
+        for start in range(0, len(seeds), self.batch_size):
+            out.append(
+                np.asarray(_solve_batch(self.solver, pde, u0[start : start + self.batch_size]))
+            )
+        return Samples(data=np.concatenate(out)[..., None])
+
     def generate(self) -> np.ndarray:
         """Solve every sample: returns `[n_train + n_test, nt, nx]` float64."""
-        pde, total = self.pde, self.n_train + self.n_test
-        u0 = sample_initial_conditions(pde, total, self.ic, key=jr.key(self.seed))
-        solve = jax.jit(jax.vmap(lambda u: self.solver.solve(pde, u)))
-        out = []
-        for start in range(0, total, self.batch_size):
-            out.append(np.asarray(solve(u0[start : start + self.batch_size])))
-        solutions = np.concatenate(out)
+        solutions = self.generate_samples(range(self.num_samples)).data[..., 0]
         if not np.all(np.isfinite(solutions)):
             raise FloatingPointError(
                 "The reference solver produced non-finite values; tighten problem.solver.rtol "

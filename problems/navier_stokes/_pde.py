@@ -1,0 +1,181 @@
+"""2-D incompressible Navier–Stokes in vorticity form on the unit torus: residuals, mollifier."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from pdeopt.constraints import AbstractPDE
+from pdeopt.discretizations import (
+    Axis,
+    Grid,
+    derivative,
+    spectral_gradient,
+    spectral_laplacian,
+    velocity_from_vorticity,
+)
+
+VISCOSITY = 1.0e-4
+T_FINAL = 5.0
+MOLLIFIER_SCALE = 0.005
+
+
+class NavierStokes2D(AbstractPDE):
+    """Unforced 2-D Navier–Stokes, w_t + v·∇w = ν Δw, on (0, 1)² periodic, t ∈ (0, T].
+
+    `w` is the vorticity and `v = (v_x, v_y)` the velocity recovered from it by the
+    Biot–Savart law (`velocity_from_vorticity`: v_x = ∂_y ψ, v_y = −∂_x ψ, Δψ = −w). Fields
+    live on the grid `(t, x, y)` of shape `(nt, nx, nx)`: `nt` equally spaced times including
+    t = 0 and t = T, and `nx` periodic points `i/nx` per space axis (no duplicated end point).
+
+    **Linear quantities** (`interior_quantities`, each on the whole grid): `w`, `w_t` (finite
+    differences along t, one-sided at t = 0 and t = T), `w_x`, `w_y`, `lap_w` (Δw) and `v_x`,
+    `v_y` (Fourier pseudo-spectral in space). All are linear in `w`, so they can be computed
+    once per basis field; the residual `w_t + v_x w_x + v_y w_y − ν lap_w` is then *bilinear*
+    in the basis weights.
+
+    **Initial condition**: the rows `ic = w(0) − w0`, one per spatial point; no boundary rows
+    (periodic). With the mollifier of `mollify` the initial condition holds by construction.
+
+    **Arguments:**
+
+    - `nx`: points per space axis.
+    - `nt`: number of saved times (paper: 64).
+    - `viscosity`: ν (paper: 1e-4, "Re = 1e4").
+    - `t_final`: T (paper: 5).
+    - `accuracy`: order of the time finite differences, 2 or 4.
+    - `mollifier`: the scale s of the initial-condition mollifier used as the solution
+        ansatz (`ansatz`: u = w0 + Σ_k ω_k s·(t/T)·(f_k − mean f_k), so u(0) = w0 for soft
+        and hard constraints alike; paper: 0.005), or `None` for no ansatz (u = the model's
+        field, the initial condition then a residual block only).
+    """
+
+    nx: int = eqx.field(static=True)
+    nt: int = eqx.field(static=True)
+    viscosity: float = eqx.field(static=True, default=VISCOSITY)
+    t_final: float = eqx.field(static=True, default=T_FINAL)
+    accuracy: int = eqx.field(static=True, default=2)
+    mollifier: float | None = eqx.field(static=True, default=MOLLIFIER_SCALE)
+
+    def __check_init__(self):
+        if not isinstance(self.nx, int) or self.nx < 4:
+            raise ValueError(f"problem.nx must be an integer >= 4, got {self.nx!r}.")
+        if not isinstance(self.nt, int) or self.nt < self.accuracy + 2:
+            raise ValueError(
+                f"problem.nt must be an integer >= {self.accuracy + 2} (accuracy "
+                f"{self.accuracy} time differences), got {self.nt!r}."
+            )
+        for name in ("viscosity", "t_final"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"problem.{name} must be > 0, got {getattr(self, name)!r}.")
+
+    @property
+    def space_grid(self) -> Grid:
+        """The periodic `(x, y)` grid on the unit square."""
+        axis = Axis(self.nx, 0.0, 1.0, periodic=True)
+        return Grid((axis, axis))
+
+    @property
+    def t_axis(self) -> Axis:
+        return Axis(self.nt, 0.0, self.t_final)
+
+    @property
+    def grid_shape(self) -> tuple[int, int, int]:
+        return (self.nt, self.nx, self.nx)
+
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`(t, x, y)` coordinate vectors of the grid."""
+        x = self.space_grid.axes[0].points
+        return self.t_axis.points, x, x.copy()
+
+    def inputs(self, condition: Float[Array, "nx nx"]) -> Float[Array, "nt nx nx 4"]:
+        """Channels `(t/T, x, y, w0)`: the grid and the initial vorticity broadcast over t."""
+        t, x, y = self.coordinates()
+        tt, xx, yy = jnp.meshgrid(t / self.t_final, x, y, indexing="ij")
+        w0 = jnp.broadcast_to(condition, self.grid_shape).astype(tt.dtype)
+        return jnp.stack([tt, xx, yy, w0], axis=-1)
+
+    def interior_quantities(self, u: Float[Array, "nt nx nx"]) -> dict[str, Float[Array, "..."]]:
+        grid = self.space_grid
+        w_x, w_y = spectral_gradient(u, grid)
+        v_x, v_y = velocity_from_vorticity(u, grid)
+        return {
+            "w": u,
+            "w_t": derivative(u, self.t_axis, 1, dim=0, accuracy=self.accuracy),
+            "w_x": w_x,
+            "w_y": w_y,
+            "lap_w": spectral_laplacian(u, grid),
+            "v_x": v_x,
+            "v_y": v_y,
+        }
+
+    def ansatz(self, fields, condition):
+        """The mollifier: fields s·(t/T)·(f_k − mean f_k) and offset w0 (see `mollify`)."""
+        if self.mollifier is None:
+            return super().ansatz(fields, condition)
+        damp = lambda f: mollify(self, f, scale=self.mollifier)
+        basis = jax.vmap(damp, in_axes=-1, out_axes=-1)(fields)
+        w0 = jnp.asarray(condition, fields.dtype)
+        offset = jnp.broadcast_to(w0 - jnp.mean(w0), self.grid_shape)
+        return basis, offset
+
+    def interior_residual(self, q, condition):
+        advection = q["v_x"] * q["w_x"] + q["v_y"] * q["w_y"]
+        return q["w_t"] + advection - self.viscosity * q["lap_w"]
+
+    def boundary_quantities(self, u: Float[Array, "nt nx nx"]) -> dict[str, Array]:
+        return {"initial": u[0]}
+
+    def boundary_residuals(self, qb, condition):
+        return {"ic": qb["initial"] - condition}
+
+    def boundary_locations(self) -> dict[str, np.ndarray]:
+        i, j = np.meshgrid(np.arange(self.nx), np.arange(self.nx), indexing="ij")
+        return {"ic": np.stack([np.zeros_like(i), i, j], axis=-1)}
+
+    def enstrophy(self, w: Float[Array, "*batch nx nx"]) -> Float[Array, "*batch"]:
+        """½ ∫ w² over the unit square (the grid mean of w²/2)."""
+        return 0.5 * jnp.mean(w**2, axis=(-2, -1))
+
+
+def mollify(
+    pde: NavierStokes2D,
+    field: Float[Array, "nt nx nx"],
+    w0: Float[Array, "nx nx"] | None = None,
+    *,
+    scale: float = MOLLIFIER_SCALE,
+) -> Float[Array, "nt nx nx"]:
+    """The PI-HC-MoE initial-condition mollifier: u = w0 + s·(t/T)·(f − mean_xy f), zero-mean.
+
+    The network output `f` (a basis field, or the combination B·ω) is damped to zero at
+    t = 0, so u(0) = w0 whatever f is: the initial condition is a hard constraint
+    (PI-HC-MoE spec §1.4; the reference code uses s = 0.005 for both hard- and
+    soft-constraint models). The spatial mean of the result is removed (w0 is zero-mean in
+    the data, so this changes nothing for consistent inputs).
+
+    With `w0=None` the function returns only the part that is linear in `f`,
+    `s·(t/T)·(f − mean f)`. That is what per-basis quantities are computed from: since
+    `interior_quantities` is linear, the quantities of u are
+    `pde.interior_quantities(broadcast(w0)) + Σ_k ω_k · pde.interior_quantities(mollify(pde,
+    b_k))`, with the first term (the initial condition's constant offsets; its `w_t` is zero)
+    computed once per sample.
+
+    **Arguments:**
+
+    - `pde`: the PDE (its grid and T).
+    - `field`: f on the `(t, x, y)` grid.
+    - `w0`: the initial vorticity, or `None` for the linear part only.
+    - `scale`: s (keyword-only).
+
+    **Returns:**
+
+    u on the `(t, x, y)` grid.
+    """
+    t = jnp.asarray(pde.coordinates()[0] / pde.t_final, dtype=field.dtype)
+    centred = field - jnp.mean(field, axis=(-2, -1), keepdims=True)
+    u = scale * t[:, None, None] * centred
+    if w0 is None:
+        return u
+    u = u + w0
+    return u - jnp.mean(u, axis=(-2, -1), keepdims=True)
