@@ -4,6 +4,7 @@ Writes to the Hydra run directory: `config.yaml` (resolved), `metrics.json`, `pr
 and `model.eqx`; the last line printed is `test_rel_l2=<mean> ± <std> ...`.
 """
 
+import copy
 import logging
 import time
 from pathlib import Path
@@ -14,10 +15,10 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from experiments._common import CONFIG_DIR, instantiate, save_config
-from experiments._plots import plot_prediction
+from experiments._plots import axis_names, plot_prediction
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +32,20 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     wall_start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
+    problem = instantiate(cfg.problem)
+    cfg = drop_absent_blocks(cfg, {"pde", *problem.pde.boundary_locations()})
     save_config(cfg, run_dir / "config.yaml")
 
-    problem = instantiate(cfg.problem)
     constraint = instantiate(cfg.constraint)
     optimizer = instantiate(cfg.optimizer)
     train_set, test_set = problem.load()
+    grid = tuple(problem.pde.grid_shape)
+    if test_set.solutions.shape[1:] != grid:
+        raise ValueError(
+            f"The test data have grid {test_set.solutions.shape[1:]} but the problem's PDE "
+            f"{grid}: experiments.train evaluates at the training resolution, so set the "
+            "test resolution to it (e.g. problem.nx_test equal to problem.nx)."
+        )
     model_key, train_key = jr.split(jr.key(cfg.seed))
     model = instantiate(cfg.model)(
         in_channels=problem.in_channels, out_channels=constraint.num_outputs, key=model_key
@@ -75,8 +84,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     errors = np.asarray(per_sample_error(jnp.asarray(pred), test_solutions))
     reference = np.asarray(test_solutions)
     batch_level = float(np.linalg.norm(pred - reference) / np.linalg.norm(reference))
-    t, x = problem.pde.coordinates()
-    plot_prediction(run_dir / "prediction.png", pred[0], reference[0], t, x)
+    names = axis_names(reference.shape[1:], test_set.conditions.shape[1:])
+    plot_prediction(
+        run_dir / "prediction.png", pred[0], reference[0], problem.pde.coordinates(), names
+    )
     save_checkpoint(run_dir / "model.eqx", model)
     metrics = {
         "test_rel_l2": float(errors.mean()),
@@ -99,6 +110,30 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         f"steps/s={metrics['steps_per_s']:.1f}; wall={metrics['wall_time_s']:.0f}s)"
     )
     return metrics
+
+
+# Residual blocks whose weights the constraint configs name for every problem.
+_BOUNDARY_BLOCKS = ("ic", "bc")
+
+
+def drop_absent_blocks(cfg: DictConfig, blocks: set[str]) -> DictConfig:
+    """`cfg` without the `ic`/`bc` weights of a PDE that has no such residual block.
+
+    The constraint configs weight `pde`, `ic` and `bc`, and the constraints refuse a weight
+    for a block the PDE does not produce. Periodic problems (Burgers, diffusion–reaction) have
+    no `bc` block and steady ones (Darcy, Poisson) no `ic` block, so those two weights are
+    dropped (and logged) here; any other unknown name still fails in the constraint.
+    """
+    cfg = copy.deepcopy(cfg)
+    for weights in cfg.constraint.values():
+        if not isinstance(weights, DictConfig):
+            continue
+        for name in _BOUNDARY_BLOCKS:
+            if name in weights and name not in blocks:
+                with open_dict(weights):
+                    del weights[name]
+                log.info("The PDE has no '%s' block: dropped its constraint weight.", name)
+    return cfg
 
 
 _REPORT_ROWS = (

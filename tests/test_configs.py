@@ -92,7 +92,7 @@ def test_unknown_option_names_it():
         ("problem.nt=0", "problem.nt"),
         ("problem.ic=gaussian", "problem.ic"),
         ("optimizer.learning_rate=0", "optimizer.learning_rate"),
-        ("constraint.weights.pde=-1.0", "weight 'pde'"),
+        ("constraint.loss_weights.pde=-1.0", "weight 'pde'"),
     ],
 )
 def test_impossible_values(override, match):

@@ -99,7 +99,9 @@ def test_hard_constraint_on_darcy():
     u = ReferenceSolver(linear_solver=lx.LU()).solve(pde, a)
     noise = jr.normal(jr.key(2), (8, 8, 2))
     basis = jnp.concatenate([u[..., None], noise], axis=-1)
-    weights = {"pde": 1.0, "bc": 1.0}
+    # The discrete solution has u = 0 built into its boundary differences, so its extrapolated
+    # boundary values are O(h²), not 0: fit the PDE rows alone, which determine ω here.
+    weights = {"pde": 1.0, "bc": 0.0}
     layer = HardConstraint(
         num_basis=3, num_points=30, ridge=1e-8, row_weights=weights, loss_weights=weights
     )

@@ -90,11 +90,11 @@ def test_bad_arguments():
 
 
 def test_config_selects_balancing():
-    assert instantiate(compose().constraint).balancing is None  # off by default
+    assert instantiate(compose(["constraint=soft"]).constraint).balancing is None  # off: default
     constraint = instantiate(compose(["constraint=soft_annealed"]).constraint)
     assert constraint.balancing == LearningRateAnnealing(alpha=0.9, every=10, reference="pde")
     override = "constraint.balancing={_target_:pdeopt.constraints.LearningRateAnnealing,every:5}"
-    assert instantiate(compose([override]).constraint).balancing.every == 5
+    assert instantiate(compose(["constraint=soft", override]).constraint).balancing.every == 5
 
 
 def test_fit_threads_weights(getkey):

@@ -1,0 +1,63 @@
+"""`experiments.train` trains a steady 2-D and a (t, x, y) problem with the soft constraint."""
+
+import math
+
+import pytest
+from omegaconf import OmegaConf
+
+from experiments._common import compose
+from experiments.train import run
+
+COMMON = [
+    "constraint=soft",
+    "model.width=8",
+    "model.depth=1",
+    "model.projection_channels=8",
+    "train.steps=1",
+    "train.batch_size=2",
+    "train.eval_every=0",
+    "train.progress=false",
+    "problem.n_train=2",
+    "problem.n_test=1",
+]
+
+CASES = {
+    "darcy": ["problem=darcy", "problem.n=8", "model.modes=[4,4]"],
+    "navier_stokes": [
+        "problem=navier_stokes",
+        "model=fno3d",
+        "problem.nx=8",
+        "problem.nx_test=8",
+        "problem.nt=5",
+        "problem.t_final=0.1",
+        "model.modes=[4,4,4]",
+    ],
+}
+
+
+BLOCKS = {"darcy": {"pde", "bc"}, "navier_stokes": {"pde", "ic"}}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_trains_one_step(name, tmp_path):
+    cfg = compose([*CASES[name], *COMMON, f"problem.data_dir={tmp_path / 'data'}"])
+    metrics = run(cfg, tmp_path / "run")
+    assert math.isfinite(metrics["test_rel_l2"]) and len(metrics["test_rel_l2_per_sample"]) == 1
+    assert (tmp_path / "run" / "prediction.png").is_file()
+    # Darcy is steady (no `ic` block), Navier-Stokes periodic (no `bc` block): the run drops
+    # those weights of the soft-constraint config.
+    saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
+    assert set(saved.constraint.weights) == BLOCKS[name]
+
+
+def test_test_resolution_must_match(tmp_path):
+    cfg = compose(
+        [
+            *CASES["navier_stokes"],
+            *COMMON,
+            "problem.nx_test=16",
+            f"problem.data_dir={tmp_path / 'data'}",
+        ]
+    )
+    with pytest.raises(ValueError, match="nx_test"):
+        run(cfg, tmp_path / "run")
