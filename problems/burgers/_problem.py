@@ -8,7 +8,7 @@ import jax
 import jax.random as jr
 import numpy as np
 
-from pdeopt.data import DataFileError, read_seed_file, write_seed_file
+from pdeopt.data import DataFileError, Dataset, read_seed_file, write_seed_file
 
 from ._pde import T_FINAL, Burgers, BurgersAutodiff
 from ._solver import ReferenceSolver, sample_initial_conditions
@@ -16,18 +16,6 @@ from ._solver import ReferenceSolver, sample_initial_conditions
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    """Initial conditions `[n, nx]` and reference solutions `[n, nt, nx]` of one split."""
-
-    conditions: np.ndarray
-    solutions: np.ndarray
-    seeds: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.solutions)
 
 
 @dataclasses.dataclass(frozen=True)

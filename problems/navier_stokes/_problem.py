@@ -8,7 +8,7 @@ import jax
 import jax.random as jr
 import numpy as np
 
-from pdeopt.data import DataFileError, read_seed_file, write_seed_file
+from pdeopt.data import DataFileError, Dataset, read_seed_file, write_seed_file
 
 from ._pde import VISCOSITY, NavierStokes2D
 from ._solver import IC_RESOLUTION, LENGTH_SCALE, ReferenceSolver, sample_initial_conditions
@@ -16,22 +16,6 @@ from ._solver import IC_RESOLUTION, LENGTH_SCALE, ReferenceSolver, sample_initia
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = 1
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-    """Initial conditions and reference solutions of one split.
-
-    `conditions` has shape `[n, nx, nx]` (the initial vorticity), `solutions`
-    `[n, nt, nx, nx]`.
-    """
-
-    conditions: np.ndarray
-    solutions: np.ndarray
-    seeds: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return len(self.solutions)
 
 
 @dataclasses.dataclass(frozen=True)
