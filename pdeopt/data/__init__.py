@@ -7,6 +7,7 @@ from ._generate import (
     generate_file as generate_file,
     parts_dir as parts_dir,
     read_or_generate as read_or_generate,
+    train_test_split as train_test_split,
 )
 from ._hdf5 import (
     DataFile as DataFile,

@@ -16,6 +16,7 @@ from pdeopt.data import (
     Samples,
     read_data_file,
     read_or_generate,
+    train_test_split,
 )
 
 from ._pde import Darcy
@@ -137,13 +138,7 @@ class DarcyProblem:
             file = read_or_generate(self, self.cache_path, chunk_size=self.batch_size)
         path = self.data_path or self.cache_path
         a, u = self._check(file, path)
-        if len(u) < self.num_samples:
-            raise DataFileError(
-                f"Data file '{path}' holds {len(u)} samples but problem.n_train + "
-                f"problem.n_test = {self.num_samples}."
-            )
-        split = lambda s: Dataset(a[s], u[s], tuple(file.seeds[s]))
-        return split(slice(0, self.n_train)), split(slice(len(u) - self.n_test, len(u)))
+        return train_test_split(a, u, file.seeds, self.n_train, self.n_test, path)
 
     def _check(self, file: DataFile, path) -> tuple[np.ndarray, np.ndarray]:
         if "nu" not in file.inputs or file.data.shape[1:] != (1, self.n, self.n, 1):

@@ -9,7 +9,14 @@ import jax
 import jax.random as jr
 import numpy as np
 
-from pdeopt.data import DataFileError, Dataset, Samples, read_data_file, read_or_generate
+from pdeopt.data import (
+    DataFileError,
+    Dataset,
+    Samples,
+    read_data_file,
+    read_or_generate,
+    train_test_split,
+)
 
 from ._pde import DiffusionReaction
 from ._solver import ReferenceSolver, sample_initial_condition
@@ -124,10 +131,4 @@ class DiffusionReactionProblem:
                 f"(nt, nx) = ({self.nt}, {self.nx}). Set problem.nt/problem.nx to the file's grid."
             )
         u = file.data[..., 0].astype(np.float64)
-        if len(u) < self.num_samples:
-            raise DataFileError(
-                f"Data file '{path}' holds {len(u)} samples but problem.n_train + "
-                f"problem.n_test = {self.num_samples}."
-            )
-        split = lambda s: Dataset(u[s, 0], u[s], tuple(file.seeds[s]))
-        return split(slice(0, self.n_train)), split(slice(len(u) - self.n_test, len(u)))
+        return train_test_split(u[:, 0], u, file.seeds, self.n_train, self.n_test, path)

@@ -8,7 +8,14 @@ import jax
 import jax.random as jr
 import numpy as np
 
-from pdeopt.data import DataFileError, Dataset, Samples, read_data_file, read_or_generate
+from pdeopt.data import (
+    DataFileError,
+    Dataset,
+    Samples,
+    read_data_file,
+    read_or_generate,
+    train_test_split,
+)
 
 from ._pde import Heat, Poisson
 
@@ -21,17 +28,6 @@ def _coefficients(seed: int, seeds: Sequence[int], shape: tuple[int, ...]) -> np
     decay = k**-2 if len(shape) == 1 else 1.0 / (k[:, None] ** 2 + k[None, :] ** 2)
     keys = jax.vmap(lambda i: jr.fold_in(jr.key(seed), i))(np.asarray(seeds))
     return np.asarray(jax.vmap(lambda key: jr.normal(key, shape))(keys)) * decay
-
-
-def _splits(file, conditions, solutions, n_train, n_test, path):
-    if len(solutions) < n_train + n_test:
-        raise DataFileError(
-            f"Data file '{path}' holds {len(solutions)} samples but problem.n_train + "
-            f"problem.n_test = {n_train + n_test}."
-        )
-    split = lambda s: Dataset(conditions[s], solutions[s], tuple(file.seeds[s]))
-    total = len(solutions)
-    return split(slice(0, n_train)), split(slice(total - n_test, total))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +110,7 @@ class HeatProblem:
                 f"(nt, nx) = ({self.nt}, {self.nx}). Set problem.nt/problem.nx to the file's grid."
             )
         u = file.data[..., 0].astype(np.float64)
-        return _splits(file, u[:, 0], u, self.n_train, self.n_test, path)
+        return train_test_split(u[:, 0], u, file.seeds, self.n_train, self.n_test, path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +190,5 @@ class PoissonProblem:
                 f"`tensor` [N, 1, {self.n}, {self.n}] and `f`). Set problem.n to the file's grid."
             )
         u = file.data[:, 0, ..., 0].astype(np.float64)
-        return _splits(
-            file, file.inputs["f"].astype(np.float64), u, self.n_train, self.n_test, path
-        )
+        f = file.inputs["f"].astype(np.float64)
+        return train_test_split(f, u, file.seeds, self.n_train, self.n_test, path)

@@ -9,7 +9,14 @@ import jax
 import jax.random as jr
 import numpy as np
 
-from pdeopt.data import DataFileError, Dataset, Samples, read_data_file, read_or_generate
+from pdeopt.data import (
+    DataFileError,
+    Dataset,
+    Samples,
+    read_data_file,
+    read_or_generate,
+    train_test_split,
+)
 
 from ._pde import PorousMedium
 from ._solver import ReferenceSolver, sample_exponent
@@ -137,10 +144,4 @@ class PorousMediumProblem:
             )
         u = file.data[..., 0].astype(np.float64)
         m = file.inputs["m"].astype(np.float64)
-        if len(u) < self.num_samples:
-            raise DataFileError(
-                f"Data file '{path}' holds {len(u)} samples but problem.n_train + "
-                f"problem.n_test = {self.num_samples}."
-            )
-        split = lambda s: Dataset(m[s], u[s], tuple(file.seeds[s]))
-        return split(slice(0, self.n_train)), split(slice(len(u) - self.n_test, len(u)))
+        return train_test_split(m, u, file.seeds, self.n_train, self.n_test, path)
