@@ -142,3 +142,16 @@ def test_truncated_file(tmp_path):
     path.write_bytes(path.read_bytes()[:3000])
     with pytest.raises(DataFileError, match="corrupt"):
         read_data_file(path)
+
+
+def test_train_test_split():
+    from pdeopt.data import train_test_split
+
+    u = np.arange(5 * 3, dtype=float).reshape(5, 3)
+    seeds = [f"{i:04d}" for i in range(5)]
+    train, test = train_test_split(u[:, 0], u, seeds, 2, 2, "f.h5")
+    np.testing.assert_array_equal(train.solutions, u[:2])
+    np.testing.assert_array_equal(test.conditions, u[3:, 0])
+    assert train.seeds == ("0000", "0001") and test.seeds == ("0003", "0004")
+    with pytest.raises(DataFileError, match="'f.h5' holds 5 samples but problem.n_train"):
+        train_test_split(u[:, 0], u, seeds, 4, 2, "f.h5")
