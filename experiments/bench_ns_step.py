@@ -11,11 +11,12 @@ that load changes hit both); both keep the state in Fourier space between steps 
 `step_fourier`). The methods differ:
 
 - pdeopt (`problems.navier_stokes.ReferenceSolver`): Crank–Nicolson diffusion + Heun
-  advection, two nonlinear evaluations per step (10 real FFTs of the grid); radial 2/3 mask
-  (|k| < 2/3·k_max, the recipe's);
+  advection, two nonlinear evaluations per step, each in Basdevant's four-FFT form (8 real
+  FFTs of the grid per step); radial 2/3 mask (|k| < 2/3·k_max, the recipe's);
 - exponax (`exponax.stepper.NavierStokesVorticity`, MIT): exponential time differencing
   Runge–Kutta (ETDRK, `order=2` by default here), two nonlinear evaluations per step;
-  box 2/3 mask (exponax's own rule, max_d |m_d| ≤ 2/3·(n/2) − 1).
+  box 2/3 mask (exponax's own rule, max_d |m_d| ≤ 2/3·(n/2) − 1); each nonlinear
+  evaluation in the advective form, five real FFTs (10 per step).
 
 Sign convention: exponax's stream function is Δ⁻¹w and its velocity (∂_y, −∂_x) of it, the
 negative of pdeopt's (v_x = ∂_y ψ, v_y = −∂_x ψ with Δψ = −w); so exponax advances −w.
