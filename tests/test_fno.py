@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from pdeopt.models import FNO, SpectralConv, parameter_count
+from pdeopt.models import FNO, SpectralConv, _fno, parameter_count
 
 _GRIDS = {1: (16,), 2: (8, 10), 3: (6, 7, 8)}
 _MODES = {1: (5,), 2: (3, 4), 3: (2, 3, 2)}
@@ -44,18 +44,40 @@ def _reference_spectral_conv(conv, x):
         index.append(slice(0, conv.modes[-1]))
         windex.append(slice(0, conv.modes[-1]))
         block = x_ft[(slice(None), *index)]
-        w = weight[(slice(None), slice(None), *windex)]
-        out_ft[(slice(None), *index)] = np.einsum("i...,io...->o...", block, w)
+        w = weight[(*windex, slice(None), slice(None))]
+        out_ft[(slice(None), *index)] = np.einsum("i...,...oi->o...", block, w)
     return np.fft.irfftn(out_ft, s=spatial, axes=tuple(range(1, d + 1)))
 
 
+@pytest.fixture(params=["fft", "dense"])
+def transform(request, monkeypatch):
+    """Runs a test with the last axis's truncated DFT as an FFT and as a matmul. Call models
+    through a fresh `jit` there: the path is chosen at trace time."""
+    monkeypatch.setattr(_fno, "_DENSE_DFT_FACTOR", 0.0 if request.param == "fft" else 1e9)
+    return request.param
+
+
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_spectral_conv_matches_reference(d, getkey, rng):
+def test_spectral_conv_matches_reference(d, transform, getkey, rng):
     conv = SpectralConv(3, 2, _MODES[d], key=getkey())
     x = rng.standard_normal((3, *_GRIDS[d]))
-    out = _apply(conv, x)
+    out = eqx.filter_jit(lambda conv, x: conv(x))(conv, x)
     assert out.shape == (2, *_GRIDS[d])
     np.testing.assert_allclose(out, _reference_spectral_conv(conv, x), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, m", [(8, 5), (7, 4), (9, 6), (16, 5), (2, 3), (1, 2)])
+def test_dense_transform_equals_fft(n, m, monkeypatch, getkey, rng):
+    """The matmul DFT of the last axis equals the FFT path, also where the retained modes
+    reach the Nyquist mode (even n), on odd n, and where the grid has fewer modes than `m`."""
+    conv = SpectralConv(3, 2, (3, m), key=getkey())
+    x = rng.standard_normal((3, 6, n))
+    outs = []
+    for factor in (0.0, 1e9):
+        monkeypatch.setattr(_fno, "_DENSE_DFT_FACTOR", factor)
+        outs.append(eqx.filter_jit(lambda conv, x: conv(x))(conv, x))
+    np.testing.assert_allclose(outs[1], outs[0], rtol=0, atol=1e-12)
+    assert float(jnp.abs(outs[0]).max()) > 1e-3
 
 
 @pytest.mark.parametrize(
@@ -69,7 +91,7 @@ def test_spectral_conv_matches_reference(d, getkey, rng):
         ((2, 3, 2), (6, 6, 4)),
     ],
 )
-def test_spectral_conv_discretisation_invariance(modes, coarse, getkey, rng):
+def test_spectral_conv_discretisation_invariance(modes, coarse, transform, getkey, rng):
     # A real periodic input whose frequencies are all retained and below every Nyquist
     # frequency of the coarse grid, sampled at n and 2n.
     d = len(modes)
@@ -88,8 +110,9 @@ def test_spectral_conv_discretisation_invariance(modes, coarse, getkey, rng):
         return u.sum(1).reshape(2, *shape)
 
     fine = tuple(2 * n for n in coarse)
-    out_coarse = _apply(conv, sample(coarse))
-    out_fine = _apply(conv, sample(fine))
+    apply = eqx.filter_jit(lambda conv, x: conv(x))
+    out_coarse = apply(conv, sample(coarse))
+    out_fine = apply(conv, sample(fine))
     assert out_fine.shape == (3, *fine)
     np.testing.assert_allclose(
         out_fine[(slice(None),) + (slice(None, None, 2),) * d], out_coarse, rtol=0, atol=1e-10
@@ -128,6 +151,42 @@ def test_fno_jit_vmap(getkey, rng):
     batched = eqx.filter_jit(jax.vmap(model))(xs)
     assert batched.shape == (3, *_GRIDS[2], 2)
     for x, out in zip(xs, batched, strict=True):
+        np.testing.assert_allclose(out, _apply(model, x), rtol=1e-12, atol=1e-12)
+
+
+def test_fno_batching_and_differentiation_rules(getkey, rng):
+    """The pointwise layers' custom batching rule: gradients of a batched loss are the sums of
+    per-sample gradients, per-sample gradients and JVPs work, a vmapped ensemble (batched
+    weights) and nested vmaps equal loops."""
+    model = _small_fno(1, getkey())
+    xs = rng.standard_normal((3, *_GRIDS[1], 3))
+
+    def loss(model, x):
+        return jnp.sum(jnp.sin(model(x)))
+
+    batched = eqx.filter_jit(eqx.filter_grad(lambda m: jnp.sum(jax.vmap(lambda x: loss(m, x))(xs))))
+    per_sample = eqx.filter_jit(eqx.filter_vmap(eqx.filter_grad(loss), in_axes=(None, 0)))(
+        model, xs
+    )
+    total = jax.tree_util.tree_map(lambda g: g.sum(0), per_sample)
+    for a, b in zip(jax.tree_util.tree_leaves(batched(model)), jax.tree_util.tree_leaves(total)):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+
+    # Forward mode on the unbatched model, against central differences.
+    dx = rng.standard_normal(xs.shape[1:])
+    _, tangent = eqx.filter_jit(lambda m, x, dx: jax.jvp(m, (x,), (dx,)))(model, xs[0], dx)
+    eps = 1e-6
+    fd = (_apply(model, xs[0] + eps * dx) - _apply(model, xs[0] - eps * dx)) / (2 * eps)
+    np.testing.assert_allclose(tangent, fd, rtol=1e-6, atol=1e-8)
+
+    # An ensemble of models vmapped over their weights, and a vmap over a vmap.
+    keys = jax.random.split(getkey(), 2)
+    ensemble = eqx.filter_vmap(lambda k: _small_fno(1, k))(keys)
+    stacked = eqx.filter_jit(eqx.filter_vmap(lambda m, x: m(x)))(ensemble, xs[:2])
+    for i, key in enumerate(keys):
+        np.testing.assert_allclose(stacked[i], _apply(_small_fno(1, key), xs[i]), atol=1e-12)
+    nested = eqx.filter_jit(jax.vmap(jax.vmap(model)))(xs.reshape(3, 1, *xs.shape[1:]))
+    for x, out in zip(xs, nested[:, 0], strict=True):
         np.testing.assert_allclose(out, _apply(model, x), rtol=1e-12, atol=1e-12)
 
 

@@ -1,5 +1,6 @@
 """Fourier neural operator (Li et al., 2021) and its spectral convolution."""
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -8,6 +9,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 
@@ -44,6 +46,49 @@ def _check_modes(modes: Any) -> tuple[int, ...]:
     return modes
 
 
+def _affine_unbatched(
+    weight: Float[Array, "o i"], bias: Float[Array, " o"], x: Float[Array, "i p"]
+) -> Float[Array, "o p"]:
+    return weight @ x + bias[:, None]
+
+
+@jax.custom_batching.custom_vmap
+def _affine_batchable(weight, bias, x):
+    return _affine_unbatched(weight, bias, x)
+
+
+@_affine_batchable.def_vmap
+def _affine_vmap(axis_size, in_batched, weight, bias, x):
+    # JAX's batching rule for `weight @ x` with only `x` batched contracts `(b, i, p)` into
+    # `(o, b, p)` and transposes that to `(b, o, p)`: a copy of the activations per layer, and
+    # more in the backward pass (about a quarter of an FNO training step on CPU; see
+    # docs/models.md). A batched matmul with the weight broadcast over the batch writes
+    # `(b, o, p)` directly.
+    weight_batched, bias_batched, x_batched = in_batched
+    if weight_batched or bias_batched:  # e.g. a vmapped ensemble: no shared weight to reuse
+        axes = tuple(0 if batched else None for batched in in_batched)
+        return jax.vmap(_affine_unbatched, axes)(weight, bias, x), True
+    if not x_batched:
+        x = jnp.broadcast_to(x, (axis_size, *x.shape))
+    weight = jnp.broadcast_to(weight, (axis_size, *weight.shape))
+    return jnp.einsum("boi,bip->bop", weight, x) + bias[:, None], True
+
+
+@jax.custom_jvp
+def _affine(weight, bias, x):
+    """`weight @ x + bias[:, None]`, with a batching rule that writes the batch first."""
+    return _affine_batchable(weight, bias, x)
+
+
+@_affine.defjvp
+def _affine_jvp(primals, tangents):
+    # `custom_vmap` alone cannot be linearised outside `vmap` (reverse mode fails on it); the
+    # tangent map is written out in plain operations.
+    weight, bias, x = primals
+    dweight, dbias, dx = tangents
+    return _affine(weight, bias, x), dweight @ x + weight @ dx + dbias[:, None]
+
+
 class _Pointwise(eqx.Module):
     """A 1x1 convolution: the same affine map applied to every grid point of a channel-first
     array. Initialised like `eqx.nn.Linear` (uniform in ±1/sqrt(in_channels))."""
@@ -62,7 +107,7 @@ class _Pointwise(eqx.Module):
     ) -> Float[Array, " out_channels *spatial"]:
         # A plain (out, in) @ (in, points) matmul: contracting over several spatial axes at once
         # is about 3x slower in the backward pass on CPU.
-        y = self.weight @ x.reshape(x.shape[0], -1) + self.bias[:, None]
+        y = _affine(self.weight, self.bias, x.reshape(x.shape[0], -1))
         return y.reshape(y.shape[:1] + x.shape[1:])
 
 
@@ -79,15 +124,21 @@ class SpectralConv(eqx.Module):
     """N-D spectral convolution: a learned complex multiplier on the lowest Fourier modes.
 
     Acts on a channel-first array `(in_channels, *spatial)`: real FFT over the spatial axes,
-    multiply the retained modes by a complex `(in_channels, out_channels)` matrix per mode,
-    inverse FFT; every other mode is set to zero.
+    multiply the retained modes by a complex `(out_channels, in_channels)` matrix per mode,
+    inverse FFT; every other mode is set to zero. Where few modes are retained on the last
+    axis (at most 4 log2 n of its n points), its truncated real DFT and the inverse are
+    matrix products instead of FFTs: the same result to rounding, and faster on CPU
+    (measured in `docs/models.md`).
 
     On an axis other than the last, the retained modes are the frequencies `0, ..., m-1` and
     `-m, ..., -1` (as in the reference FNO); on the last (real-FFT) axis they are `0, ..., m-1`.
-    The weights therefore hold `2^(d-1)` blocks of shape `(in_channels, out_channels, *modes)`,
+    The weights therefore hold `2^(d-1)` blocks of shape `(*modes, out_channels, in_channels)`,
     one per corner of the retained low-frequency region; they are stored concatenated along
     each non-last mode axis (non-negative block first, then negative), so `weight_real` has
-    shape `(in_channels, out_channels, 2 m_0, ..., 2 m_{d-2}, m_{d-1})`.
+    shape `(2 m_0, ..., 2 m_{d-2}, m_{d-1}, out_channels, in_channels)`. This layout lets the
+    per-mode matrix products and their gradients read and write the weights in place; stored
+    channel-first, they are transposed on every call (a third of a 3-D FNO training step on
+    CPU).
 
     On a grid with fewer frequencies than `modes` the multiplier is truncated to the frequencies
     the grid has (those nearest zero), so the same weights run on any grid of size >= 1 and, for
@@ -107,8 +158,8 @@ class SpectralConv(eqx.Module):
         ```
     """
 
-    weight_real: Float[Array, "in_channels out_channels *modes"]
-    weight_imag: Float[Array, "in_channels out_channels *modes"]
+    weight_real: Float[Array, "*modes out_channels in_channels"]
+    weight_imag: Float[Array, "*modes out_channels in_channels"]
     in_channels: int = eqx.field(static=True)
     out_channels: int = eqx.field(static=True)
     modes: tuple[int, ...] = eqx.field(static=True)
@@ -138,11 +189,14 @@ class SpectralConv(eqx.Module):
         _check_positive("out_channels", out_channels)
         modes = _check_modes(modes)
         dtype = _default_dtype(dtype)
+        # Drawn in the reference FNO's (in, out, *modes) order and moved to (*modes, out, in),
+        # so that a key gives the same weights as with the reference layout.
         shape = (in_channels, out_channels, *(2 * m for m in modes[:-1]), modes[-1])
+        order = (*range(2, len(shape)), 1, 0)
         scale = 1 / (in_channels * out_channels)
         rkey, ikey = jr.split(key)
-        self.weight_real = _uniform(rkey, shape, dtype, 0.0, scale)
-        self.weight_imag = _uniform(ikey, shape, dtype, 0.0, scale)
+        self.weight_real = _uniform(rkey, shape, dtype, 0.0, scale).transpose(order)
+        self.weight_imag = _uniform(ikey, shape, dtype, 0.0, scale).transpose(order)
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.modes = modes
@@ -175,7 +229,14 @@ class SpectralConv(eqx.Module):
         ]
         # rfftn, computed axis by axis so that the full-FFT axes only transform the modes
         # retained on the (last) real-FFT axis; likewise for irfftn below.
-        x_ft = jnp.fft.rfft(x, axis=d)[..., : keep[-1][0]]
+        n, retained = spatial[-1], keep[-1][0]
+        dense = _dense_transform(n, retained)
+        if dense:
+            forward, inverse = _real_dft_matrices(n, retained)
+            x_ft = _matmul(x, forward)
+            x_ft = jax.lax.complex(x_ft[..., :retained], x_ft[..., retained:])
+        else:
+            x_ft = jnp.fft.rfft(x, axis=d)[..., :retained]
         for a in range(d - 1, 0, -1):
             x_ft = _take_modes(jnp.fft.fft(x_ft, axis=a), *keep[a - 1], axis=a)
         weight = jax.lax.complex(self.weight_real, self.weight_imag)
@@ -184,16 +245,56 @@ class SpectralConv(eqx.Module):
             if pos + neg < size:  # fewer frequencies on the grid than `modes`
                 weight = jnp.concatenate(
                     [
-                        jax.lax.slice_in_dim(weight, 0, pos, axis=a + 1),
-                        jax.lax.slice_in_dim(weight, size - neg, size, axis=a + 1),
+                        jax.lax.slice_in_dim(weight, 0, pos, axis=a - 1),
+                        jax.lax.slice_in_dim(weight, size - neg, size, axis=a - 1),
                     ],
-                    axis=a + 1,
+                    axis=a - 1,
                 )
-        y_ft = jnp.einsum("i...,io...->o...", x_ft, weight)
+        y_ft = jnp.einsum("...oi,i...->o...", weight, x_ft)
         for a in range(1, d):
             y_ft = jnp.fft.ifft(_place_modes(y_ft, keep[a - 1][0], spatial[a - 1], axis=a), axis=a)
-        # irfft zero-pads the retained modes of the last axis to spatial[-1] // 2 + 1.
-        return jnp.fft.irfft(y_ft, n=spatial[-1], axis=d).astype(self.weight_real.dtype)
+        if dense:
+            y = _matmul(jnp.concatenate([y_ft.real, y_ft.imag], axis=-1), inverse)
+        else:
+            # irfft zero-pads the retained modes of the last axis to n // 2 + 1.
+            y = jnp.fft.irfft(y_ft, n=n, axis=d)
+        return y.astype(self.weight_real.dtype)
+
+
+def _dense_transform(n: int, retained: int) -> bool:
+    """Whether the last axis's truncated real DFT is cheaper as a matmul than as an FFT.
+
+    A matmul against the `(n, 2 · retained)` DFT matrix costs `4 n · retained` flops per line,
+    an FFT about `2.5 n log2 n`, but the matmul runs at several times the FFT's flop rate
+    on CPU (multi-threaded, with no transposes around it). Measured on a 2-core CPU (FNO
+    training steps, `docs/models.md`): the matmul is faster up to 32 of 1024 and 32 of 256
+    points' modes and slower from 64, hence `retained <= 4 log2 n`.
+    """
+    return retained <= _DENSE_DFT_FACTOR * math.log2(max(n, 2))
+
+
+_DENSE_DFT_FACTOR = 4.0
+
+
+@functools.cache
+def _real_dft_matrices(n: int, retained: int) -> tuple[np.ndarray, np.ndarray]:
+    """The real matrices of the truncated `rfft` and of its `irfft`, in float64.
+
+    `x @ forward` is `[Re, Im]` of `rfft(x)[:retained]` (length `2 · retained`);
+    `[Re, Im] @ inverse` is `irfft` of those modes zero-padded to `n // 2 + 1`, which counts
+    the zero mode (and the Nyquist mode of an even `n`) once and ignores its imaginary part.
+    """
+    k = np.arange(retained)
+    angle = 2 * np.pi * np.outer(np.arange(n), k) / n
+    forward = np.concatenate([np.cos(angle), -np.sin(angle)], axis=1)
+    weight = np.where((k == 0) | (2 * k == n), 1.0, 2.0) / n
+    inverse = np.concatenate([weight * np.cos(angle), -weight * np.sin(angle)], axis=1).T
+    return forward, inverse
+
+
+def _matmul(x: Array, matrix: np.ndarray) -> Array:
+    # Full precision: a GPU would otherwise round float32 matmuls to TF32.
+    return jnp.matmul(x, jnp.asarray(matrix, x.dtype), precision=jax.lax.Precision.HIGHEST)
 
 
 def _take_modes(x: Array, pos: int, neg: int, axis: int) -> Array:
