@@ -20,8 +20,8 @@ Modes: pdeopt's `m` keeps the frequencies `-m, ..., m-1` on every axis but the l
 frequencies on every axis and keeps `n // 2 + 1` on the last, so pdeopt's `(m_0, ..., m_d)`
 is neuraloperator's `(2 m_0, ..., 2 m_{d-1} - 2)`, and both spectral weights hold
 `width · width · 2 m_0 ⋯ m_d` complex numbers. Parameter counts count a complex weight as two
-reals; each layer has `width` extra biases on both sides (pdeopt on the pointwise skip, neuraloperator on
-the spectral convolution), so the counts agree exactly. One difference is neuraloperator's:
+reals; each layer has `width` extra biases on both sides (pdeopt on the pointwise skip,
+neuraloperator on the spectral convolution), so the counts agree exactly. One difference is neuraloperator's:
 with `use_channel_mlp=False`, its `FNOBlocks` applies the activation twice between Fourier
 layers (GELU(GELU(v))), one extra elementwise op per layer.
 
