@@ -15,15 +15,15 @@ The architectures match: linear lift, `depth` Fourier layers `SpectralConv(v) + 
 (tanh approximation on both sides, pdeopt's default) between them, a two-layer pointwise
 projection through `projection_channels`; neuraloperator with `positional_embedding=None`,
 `use_channel_mlp=False`, `fno_skip="linear"`, `lifting_channel_ratio=0` and no domain padding.
-Modes: pdeopt's `m` keeps the frequencies `-m, ..., m-1` on every axis but the last and
-`0, ..., m-1` on the last (real-FFT) axis; neuraloperator's `n_modes` counts the kept
-frequencies on every axis and keeps `n // 2 + 1` on the last, so pdeopt's `(m_0, ..., m_d)`
-is neuraloperator's `(2 m_0, ..., 2 m_{d-1} - 2)`, and both spectral weights hold
-`width · width · 2 m_0 ⋯ m_d` complex numbers. Parameter counts count a complex weight as two
-reals; each layer has `width` extra biases on both sides (pdeopt on the pointwise skip,
-neuraloperator on the spectral convolution), so the counts agree exactly. One difference is neuraloperator's:
-with `use_channel_mlp=False`, its `FNOBlocks` applies the activation twice between Fourier
-layers (GELU(GELU(v))), one extra elementwise op per layer.
+Modes: pdeopt's `m` keeps the frequencies `-m, ..., m-1` on every axis but the last and `0,
+..., m-1` on the last (real-FFT) axis; neuraloperator's `n_modes` counts the kept frequencies
+on every axis and keeps `n // 2 + 1` on the last, so pdeopt's `(m_0, ..., m_d)` is
+neuraloperator's `(2 m_0, ..., 2 m_{d-1} - 2)`, and both spectral weights hold `width · width ·
+2 m_0 ⋯ m_d` complex numbers. Parameter counts count a complex weight as two reals; each layer
+has `width` extra biases on both sides (pdeopt on the pointwise skip, neuraloperator on the
+spectral convolution), so the counts agree exactly. One difference is neuraloperator's: with
+`use_channel_mlp=False`, its `FNOBlocks` applies the activation twice between Fourier layers
+(GELU(GELU(v))), one extra elementwise op per layer.
 
 Timing: after compilation (pdeopt) and warm-up steps (one for pdeopt, three for neuraloperator,
 whose memory is measured first), the two steps run in
