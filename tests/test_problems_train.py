@@ -50,7 +50,9 @@ def test_trains_one_step(name, tmp_path):
     assert set(saved.constraint.weights) == BLOCKS[name]
 
 
-def test_test_resolution_must_match(tmp_path):
+def test_evaluates_at_the_test_resolution(tmp_path):
+    """Trained at 8², tested at 16² (the paper's 64²/256² split): the FNO and the constraint
+    run on the test PDE's grid, and the error is against the 16² reference."""
     cfg = compose(
         [
             *CASES["navier_stokes"],
@@ -59,5 +61,8 @@ def test_test_resolution_must_match(tmp_path):
             f"problem.data_dir={tmp_path / 'data'}",
         ]
     )
-    with pytest.raises(ValueError, match="nx_test"):
-        run(cfg, tmp_path / "run")
+    metrics = run(cfg, tmp_path / "run")
+    # The relative error is taken against the 16² solutions, so it exists only if the
+    # prediction has their shape.
+    assert math.isfinite(metrics["test_rel_l2"]) and metrics["test_rel_l2"] > 0
+    assert all(math.isfinite(v) for v in metrics["constraint_report"].values())
