@@ -267,8 +267,8 @@ def _dense_transform(n: int, retained: int) -> bool:
     A matmul against the `(n, 2 · retained)` DFT matrix costs `4 n · retained` flops per line,
     an FFT about `2.5 n log2 n`, but the matmul runs at several times the FFT's flop rate
     on CPU (multi-threaded, with no transposes around it). Measured on a 2-core CPU (FNO
-    training steps, `docs/models.md`): the matmul is faster up to 32 of 1024 and 32 of 256
-    points' modes and slower from 64, hence `retained <= 4 log2 n`.
+    training steps, `docs/models.md`): the matmul is faster for 16 and 32 retained modes at
+    n = 1024 and for 8 to 32 at n = 256, and slower for 64, hence `retained <= 4 log2 n`.
     """
     return retained <= _DENSE_DFT_FACTOR * math.log2(max(n, 2))
 
