@@ -10,6 +10,7 @@ import numpy as np
 
 from pdeopt.data import DataFileError, Dataset, read_seed_file, write_seed_file
 
+from .._common import check_positive_integers
 from ._pde import T_FINAL, Burgers, BurgersAutodiff
 from ._solver import ReferenceSolver, sample_initial_conditions
 
@@ -60,10 +61,7 @@ class BurgersProblem:
     autodiff: bool = False
 
     def __post_init__(self):
-        for name in ("n_train", "n_test", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
+        check_positive_integers(self, ("n_train", "n_test", "batch_size"))
         _ = self.pde  # Validates the grid and constants now, not at first use.
 
     @property

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
-import jax.random as jr
 import numpy as np
 
 from pdeopt.data import (
@@ -14,11 +13,10 @@ from pdeopt.data import (
     DataFileError,
     Dataset,
     Samples,
-    read_data_file,
-    read_or_generate,
     train_test_split,
 )
 
+from .._common import check_positive_integers, read_problem_data, sample_keys, solve_in_batches
 from ._pde import Darcy
 from ._solver import ReferenceSolver, sample_coefficients
 
@@ -66,10 +64,7 @@ class DarcyProblem:
     batch_size: int = 16
 
     def __post_init__(self):
-        for name in ("n_train", "n_test", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
+        check_positive_integers(self, ("n_train", "n_test", "batch_size"))
         if not (self.high > 0 and self.low > 0):
             raise ValueError(
                 f"problem.high and problem.low must be > 0, got {self.high!r}, {self.low!r}."
@@ -118,25 +113,18 @@ class DarcyProblem:
 
     def coefficients(self, seeds: Sequence[int]) -> np.ndarray:
         """The coefficient fields of these seeds, `[len(seeds), n, n]`."""
-        keys = jax.vmap(lambda i: jr.fold_in(jr.key(self.seed), i))(np.asarray(seeds))
+        keys = sample_keys(self.seed, seeds)
         sample = lambda k: sample_coefficients(self.pde, key=k, high=self.high, low=self.low)
         return np.asarray(jax.vmap(sample)(keys))
 
     def generate_samples(self, seeds: Sequence[int]) -> Samples:
         a = self.coefficients(seeds)
-        out = [
-            np.asarray(_solve_batch(self.solver, self.pde, a[s : s + self.batch_size]))
-            for s in range(0, len(a), self.batch_size)
-        ]
-        return Samples(data=np.concatenate(out)[:, None, :, :, None], inputs={"nu": a})
+        u = solve_in_batches(lambda b: _solve_batch(self.solver, self.pde, b), a, self.batch_size)
+        return Samples(data=u[:, None, :, :, None], inputs={"nu": a})
 
     def load(self) -> tuple[Dataset, Dataset]:
         """The train and test splits, generating and caching them on first use."""
-        if self.data_path is not None:
-            file = read_data_file(self.data_path)
-        else:
-            file = read_or_generate(self, self.cache_path, chunk_size=self.batch_size)
-        path = self.data_path or self.cache_path
+        path, file = read_problem_data(self, chunk_size=self.batch_size)
         a, u = self._check(file, path)
         return train_test_split(a, u, file.seeds, self.n_train, self.n_test, path)
 

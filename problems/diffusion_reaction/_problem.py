@@ -6,18 +6,16 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
-import jax.random as jr
 import numpy as np
 
 from pdeopt.data import (
     DataFileError,
     Dataset,
     Samples,
-    read_data_file,
-    read_or_generate,
     train_test_split,
 )
 
+from .._common import check_positive_integers, read_problem_data, sample_keys, solve_in_batches
 from ._pde import DiffusionReaction
 from ._solver import ReferenceSolver, sample_initial_condition
 
@@ -57,10 +55,7 @@ class DiffusionReactionProblem:
     batch_size: int = 16
 
     def __post_init__(self):
-        for name in ("n_train", "n_test", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
+        check_positive_integers(self, ("n_train", "n_test", "batch_size"))
         _ = self.pde
 
     @property
@@ -110,21 +105,17 @@ class DiffusionReactionProblem:
         }
 
     def initial_conditions(self, seeds: Sequence[int]) -> np.ndarray:
-        keys = jax.vmap(lambda i: jr.fold_in(jr.key(self.seed), i))(np.asarray(seeds))
+        keys = sample_keys(self.seed, seeds)
         return np.asarray(jax.vmap(lambda k: sample_initial_condition(self.pde, key=k))(keys))
 
     def generate_samples(self, seeds: Sequence[int]) -> Samples:
         u0 = self.initial_conditions(seeds)
-        out = [
-            np.asarray(_solve_batch(self.solver, self.pde, u0[s : s + self.batch_size]))
-            for s in range(0, len(u0), self.batch_size)
-        ]
-        return Samples(data=np.concatenate(out)[..., None])
+        u = solve_in_batches(lambda b: _solve_batch(self.solver, self.pde, b), u0, self.batch_size)
+        return Samples(data=u[..., None])
 
     def load(self) -> tuple[Dataset, Dataset]:
         """The train and test splits, generating and caching them on first use."""
-        path = self.data_path or self.cache_path
-        file = read_data_file(path) if self.data_path is not None else read_or_generate(self, path)
+        path, file = read_problem_data(self)
         if file.data.shape[1:] != (self.nt, self.nx, 1):
             raise DataFileError(
                 f"Data file '{path}' holds fields of shape {file.data.shape[1:-1]}, not "

@@ -12,6 +12,7 @@ import numpy as np
 
 from pdeopt.data import DataFileError, Dataset, Samples, read_seed_file, write_seed_file
 
+from .._common import check_positive_integers
 from ._pde import DiffusionSorption
 from ._solver import ReferenceSolver, sample_initial_conditions
 
@@ -66,10 +67,7 @@ class DiffusionSorptionProblem:
     batch_size: int = 16
 
     def __post_init__(self):
-        for name in ("n_train", "n_test", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
+        check_positive_integers(self, ("n_train", "n_test", "batch_size"))
         if self.ic not in ("constant", "smooth"):
             raise ValueError(f"problem.ic must be 'constant' or 'smooth', got {self.ic!r}.")
         _ = self.pde  # Validates the grid and constants now, not at first use.

@@ -12,11 +12,10 @@ from pdeopt.data import (
     DataFileError,
     Dataset,
     Samples,
-    read_data_file,
-    read_or_generate,
     train_test_split,
 )
 
+from .._common import check_positive_integers, read_problem_data, sample_keys
 from ._pde import Heat, Poisson
 
 GENERATOR_VERSION = 1
@@ -26,7 +25,7 @@ def _coefficients(seed: int, seeds: Sequence[int], shape: tuple[int, ...]) -> np
     """Sample i: N(0, 1)/k² (1-D) or N(0, 1)/(k² + l²) (2-D) sine coefficients, key fold_in(i)."""
     k = np.arange(1, shape[0] + 1, dtype=np.float64)
     decay = k**-2 if len(shape) == 1 else 1.0 / (k[:, None] ** 2 + k[None, :] ** 2)
-    keys = jax.vmap(lambda i: jr.fold_in(jr.key(seed), i))(np.asarray(seeds))
+    keys = sample_keys(seed, seeds)
     return np.asarray(jax.vmap(lambda key: jr.normal(key, shape))(keys)) * decay
 
 
@@ -54,10 +53,7 @@ class HeatProblem:
     data_path: str | None = None
 
     def __post_init__(self):
-        for name in ("modes", "n_train", "n_test"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
+        check_positive_integers(self, ("modes", "n_train", "n_test"))
         _ = self.pde
 
     @property
@@ -99,11 +95,7 @@ class HeatProblem:
 
     def load(self) -> tuple[Dataset, Dataset]:
         """The train and test splits, generating and caching them on first use."""
-        path = self.data_path or self.cache_path
-        if self.data_path is not None:
-            file = read_data_file(path)
-        else:
-            file = read_or_generate(self, path)
+        path, file = read_problem_data(self)
         if file.data.shape[1:] != (self.nt, self.nx, 1):
             raise DataFileError(
                 f"Data file '{path}' holds fields of shape {file.data.shape[1:-1]}, not "
@@ -134,10 +126,7 @@ class PoissonProblem:
     data_path: str | None = None
 
     def __post_init__(self):
-        for name in ("modes", "n_train", "n_test"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
+        check_positive_integers(self, ("modes", "n_train", "n_test"))
         _ = self.pde
 
     @property
@@ -182,8 +171,7 @@ class PoissonProblem:
 
     def load(self) -> tuple[Dataset, Dataset]:
         """The train and test splits, generating and caching them on first use."""
-        path = self.data_path or self.cache_path
-        file = read_data_file(path) if self.data_path is not None else read_or_generate(self, path)
+        path, file = read_problem_data(self)
         if "f" not in file.inputs or file.data.shape[1:] != (1, self.n, self.n, 1):
             raise DataFileError(
                 f"Data file '{path}' is not a Poisson file on a {self.n} × {self.n} grid (want "

@@ -10,6 +10,7 @@ import numpy as np
 
 from pdeopt.data import DataFileError, Dataset, read_seed_file, write_seed_file
 
+from .._common import check_positive_integers
 from ._pde import VISCOSITY, NavierStokes2D
 from ._solver import IC_RESOLUTION, LENGTH_SCALE, ReferenceSolver, sample_initial_conditions
 
@@ -67,10 +68,7 @@ class NavierStokesProblem:
     batch_size: int = 8
 
     def __post_init__(self):
-        for name in ("n_train", "n_test", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
+        check_positive_integers(self, ("n_train", "n_test", "batch_size"))
         for name in ("nx_test", "ic_resolution"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 4:

@@ -6,18 +6,16 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
-import jax.random as jr
 import numpy as np
 
 from pdeopt.data import (
     DataFileError,
     Dataset,
     Samples,
-    read_data_file,
-    read_or_generate,
     train_test_split,
 )
 
+from .._common import check_positive_integers, read_problem_data, sample_keys, solve_in_batches
 from ._pde import PorousMedium
 from ._solver import ReferenceSolver, sample_exponent
 
@@ -59,10 +57,7 @@ class PorousMediumProblem:
     batch_size: int = 16
 
     def __post_init__(self):
-        for name in ("n_train", "n_test", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
+        check_positive_integers(self, ("n_train", "n_test", "batch_size"))
         if not 1 <= self.m_min <= self.m_max:
             raise ValueError(
                 f"problem.m_min, problem.m_max must satisfy 1 <= m_min <= m_max, got "
@@ -116,25 +111,18 @@ class PorousMediumProblem:
         }
 
     def exponents(self, seeds: Sequence[int]) -> np.ndarray:
-        keys = jax.vmap(lambda i: jr.fold_in(jr.key(self.seed), i))(np.asarray(seeds))
+        keys = sample_keys(self.seed, seeds)
         sample = lambda k: sample_exponent(key=k, low=self.m_min, high=self.m_max)
         return np.asarray(jax.vmap(sample)(keys))
 
     def generate_samples(self, seeds: Sequence[int]) -> Samples:
         m = self.exponents(seeds)
-        out = [
-            np.asarray(_solve_batch(self.solver, self.pde, m[s : s + self.batch_size]))
-            for s in range(0, len(m), self.batch_size)
-        ]
-        return Samples(data=np.concatenate(out)[..., None], inputs={"m": m})
+        u = solve_in_batches(lambda b: _solve_batch(self.solver, self.pde, b), m, self.batch_size)
+        return Samples(data=u[..., None], inputs={"m": m})
 
     def load(self) -> tuple[Dataset, Dataset]:
         """The train and test splits (conditions: the exponents m), generated on first use."""
-        path = self.data_path or self.cache_path
-        if self.data_path is not None:
-            file = read_data_file(path)
-        else:
-            file = read_or_generate(self, path, chunk_size=self.batch_size)
+        path, file = read_problem_data(self, chunk_size=self.batch_size)
         if "m" not in file.inputs or file.data.shape[1:] != (self.nt, self.nx, 1):
             raise DataFileError(
                 f"Data file '{path}' is not a porous-medium file on an (nt, nx) = "
