@@ -148,7 +148,9 @@ def agreement(a: BaselineResult, b: BaselineResult) -> tuple[float, float]:
 
 
 @eqx.filter_jit
-def _constrained_run(objective, constraints, solver, y0, lambda0, args, key, max_steps):
+def _constrained_run(
+    objective, constraints, solver, y0, lambda0, args, key, max_steps, preconditioner
+):
     return constrained_minimise(
         objective,
         constraints,
@@ -159,6 +161,7 @@ def _constrained_run(objective, constraints, solver, y0, lambda0, args, key, max
         max_steps=max_steps,
         throw=False,
         key=key,
+        preconditioner=preconditioner,
     )
 
 
@@ -199,14 +202,19 @@ def pdeopt_solve(
     seed: int = 0,
     max_steps: int = 256,
     repeats: int = 1,
+    preconditioned: bool = False,
 ) -> BaselineResult:
     """Run `constrained_minimise` on `problem`: compile ahead of time, then time `repeats`
     solves (at least one; the best is reported). Randomness: `key=jax.random.key(seed)`.
+    `preconditioned=True` passes `problem.kkt_preconditioner` (which must exist).
     `extra` holds pdeopt's `stats` (as numpy), the result message and the compile time.
     """
+    preconditioner = problem.kkt_preconditioner if preconditioned else None
+    if preconditioned and preconditioner is None:
+        raise ValueError(f"{problem.name} has no `kkt_preconditioner`.")
     y0, lambda0 = jnp.asarray(problem.y0), jnp.asarray(problem.lambda0)
     inputs = (problem.objective, problem.constraints, solver, y0, lambda0, problem.args)
-    inputs = (*inputs, jax.random.key(seed), max_steps)
+    inputs = (*inputs, jax.random.key(seed), max_steps, preconditioner)
     t0 = time.perf_counter()
     compiled = _compiled(inputs)
     compile_time = time.perf_counter() - t0

@@ -79,6 +79,12 @@ def run(cfg: DictConfig) -> dict:
     if cap is None:
         cap = 1_000_000 if cfg.problem_name in APPLICATIONS else 100_000
     solver = eqx.tree_at(lambda s: s.max_inner_steps, solver, int(cap))
+    preconditioner = problem.kkt_preconditioner if cfg.preconditioned else None
+    if cfg.preconditioned and preconditioner is None:
+        raise ValueError(
+            f"preconditioned=true, but {problem.name} has no KKT preconditioner (only "
+            "poisson_control and semilinear_control do); drop the override."
+        )
 
     @eqx.filter_jit
     def solve(problem, key):
@@ -92,6 +98,7 @@ def run(cfg: DictConfig) -> dict:
             max_steps=int(cfg.max_steps),
             key=key,
             throw=False,
+            preconditioner=preconditioner,
         )
 
     start = time.perf_counter()
@@ -105,7 +112,8 @@ def run(cfg: DictConfig) -> dict:
 
     print(
         f"problem {problem.name} (n={problem.n}, m={problem.m}); "
-        f"{type(solver.linear_solver).__name__} inner solver, {stats['safeguards']}"
+        f"{type(solver.linear_solver).__name__} inner solver"
+        f"{' (block-preconditioned)' if preconditioner else ''}, {stats['safeguards']}"
     )
     print(f"{'iter':>4}  {'KKT':>10}  {'alpha':>8}  {'inner':>8}")
     print(f"{0:4d}  {kkt[0]:10.3e}  {'':>8}  {'':>8}")

@@ -317,6 +317,8 @@ def test_logistic_regression():
     assert not np.allclose(other.args[3], b)
     with pytest.raises(ValueError, match="labels"):
         logistic_regression(features, labels + 1.0, key=dataset_key("x"))
+    with pytest.raises(ValueError, match="d > 10"):
+        logistic_regression(features[:, :10], labels, key=dataset_key("x"))
     f0, c0 = _values(p1, jnp.asarray(p1.y0))
     margins = labels * (features @ jnp.ones(60))
     np.testing.assert_allclose(f0, np.mean(np.log1p(np.exp(-margins))), rtol=1e-12)
@@ -335,3 +337,7 @@ def test_breast_cancer_needs_sklearn():
     else:
         problem = breast_cancer_logistic_regression()
         assert (problem.n, problem.m) == (30, 11)
+        # The first draw from dataset_key("breast_cancer") is infeasible (minimum-norm solution
+        # of Ax = b with norm 1.012); the problem keeps the first feasible redraw.
+        _, _, a, b = problem.args
+        assert np.linalg.norm(np.linalg.lstsq(a, b, rcond=None)[0]) < 1.0

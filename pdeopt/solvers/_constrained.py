@@ -264,6 +264,10 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
       the faithful condition holds after it unless K is extremely ill conditioned; further
       rounds are iterative refinement.
 
+    With the `preconditioner` of [`pdeopt.solvers.constrained_minimise`][] both kinds solve
+    the split-preconditioned system (S K S) w = −S∇L instead, z = S w, and the accuracy
+    condition is still tested on r = K z + ∇L.
+
     The PRNG key (the `key` of [`pdeopt.solvers.constrained_minimise`][]) is split every outer
     iteration and every round. `stats["flops"]` follows spec §9 per solver type, counting a
     matvec as a dense 2N²: LU (2/3)N³ per factorisation + 2N² per round; GV 4N² per step; RK
@@ -386,6 +390,7 @@ class _State(eqx.Module):
 
 
 class _Inner(eqx.Module):
+    w: Array  # the inner solver's unknown: z = S w under split preconditioning, else w = z
     z: Array
     r: Array
     mu: _Scalar
@@ -471,8 +476,16 @@ def _round_flops(
 # --------------------------------------------------------------------------------------
 
 
-def _inner_solve(solver, key, hvp, jvp_c, vjp_c, grad_x, c, shift, kkt, a, mu, nu, delta, dirderiv):
-    """Inner rounds + descent test + penalty updates (spec §4 steps 7–8, §6.1–6.2)."""
+def _inner_solve(
+    solver, key, hvp, jvp_c, vjp_c, grad_x, c, shift, kkt, a, mu, nu, delta, dirderiv, precond
+):
+    """Inner rounds + descent test + penalty updates (spec §4 steps 7–8, §6.1–6.2).
+
+    With a preconditioner S (symmetric positive definite, S² ≈ |K|⁻¹) the linear solver sees
+    the split-preconditioned system (S K S) w = −S∇L and z = S w; its residual is S r, so its
+    tolerance is τ scaled by ‖S r‖/‖r‖ of the current round, and the accuracy condition is
+    still tested on the true r = K z + ∇L.
+    """
     n, m = grad_x.shape[0], c.shape[0]
     big_n = n + m
     dtype = grad_x.dtype
@@ -485,13 +498,27 @@ def _inner_solve(solver, key, hvp, jvp_c, vjp_c, grad_x, c, shift, kkt, a, mu, n
     operator = lx.FunctionLinearOperator(
         mv, jax.ShapeDtypeStruct((big_n,), dtype), tags=lx.symmetric_tag
     )
+    if precond is None:
+        scale = lambda v: v
+        system = operator
+    else:
+        scale = precond.mv
+        system = lx.TaggedLinearOperator(precond @ operator @ precond, lx.symmetric_tag)
     linear_solver = solver.linear_solver
     iterative = _is_iterative(linear_solver)
     if not iterative:
-        lin_state = linear_solver.init(operator, {})
+        lin_state = linear_solver.init(system, {})
 
     def tolerance(s):
         return solver.safeguards.residual_tolerance(solver.theta, s.delta, kkt, a)
+
+    def system_tolerance(s):
+        """τ for the residual the linear solver sees (S r; r itself without S)."""
+        if precond is None:
+            return tolerance(s)
+        r_norm = jnp.linalg.norm(s.r)
+        ratio = jnp.linalg.norm(scale(s.r)) / jnp.where(r_norm > 0, r_norm, 1.0)
+        return tolerance(s) * jnp.where(r_norm > 0, ratio, 1.0)
 
     def cond(s):
         return ~s.done
@@ -501,10 +528,12 @@ def _inner_solve(solver, key, hvp, jvp_c, vjp_c, grad_x, c, shift, kkt, a, mu, n
         if iterative:
             # Solve K z = −∇L from the current z, stopping at the accuracy condition.
             remaining = solver.max_inner_steps - s.steps
-            inner_solver = _with_tolerance(linear_solver, tolerance(s), remaining, big_n)
-            options = {"key": subkey, "y0": s.z}
-            sol = lx.linear_solve(operator, -grad_l, inner_solver, options=options, throw=False)
-            z = sol.value
+            inner_solver = _with_tolerance(linear_solver, system_tolerance(s), remaining, big_n)
+            options = {"key": subkey, "y0": s.w}
+            sol = lx.linear_solve(
+                system, -scale(grad_l), inner_solver, options=options, throw=False
+            )
+            w = sol.value
             k = jnp.asarray(sol.stats["num_steps"])
             # Running out of steps is not a failure: the caps below decide what happens next.
             failed = (sol.result != lx.RESULTS.successful) & (
@@ -514,18 +543,19 @@ def _inner_solve(solver, key, hvp, jvp_c, vjp_c, grad_x, c, shift, kkt, a, mu, n
             # A direct solve of K dz = −r; later rounds are iterative refinement.
             options = {"key": subkey}
             sol = lx.linear_solve(
-                operator, -s.r, linear_solver, state=lin_state, options=options, throw=False
+                system, -scale(s.r), linear_solver, state=lin_state, options=options, throw=False
             )
-            z = s.z + sol.value
+            w = s.w + sol.value
             k = jnp.array(1)
             failed = sol.result != lx.RESULTS.successful
+        z = scale(w)
         r = mv(z) + grad_l
         flops = _round_flops(linear_solver, k, big_n, s.rounds == 0)
         result = RESULTS.where(failed, RESULTS.promote(sol.result), s.result)
         return eqx.tree_at(
-            lambda t: (t.z, t.r, t.key, t.steps, t.rounds, t.result, t.flops, t.done),
+            lambda t: (t.w, t.z, t.r, t.key, t.steps, t.rounds, t.result, t.flops, t.done),
             s,
-            (z, r, key, s.steps + k, s.rounds + 1, result, s.flops + flops, failed),
+            (w, z, r, key, s.steps + k, s.rounds + 1, result, s.flops + flops, failed),
         )
 
     def descent(s):
@@ -562,6 +592,7 @@ def _inner_solve(solver, key, hvp, jvp_c, vjp_c, grad_x, c, shift, kkt, a, mu, n
 
     zero = jnp.zeros((), dtype)
     init = _Inner(
+        w=jnp.zeros(big_n, dtype),
         z=jnp.zeros(big_n, dtype),
         r=grad_l,
         mu=mu,
@@ -579,7 +610,7 @@ def _inner_solve(solver, key, hvp, jvp_c, vjp_c, grad_x, c, shift, kkt, a, mu, n
     return lax.while_loop(cond, body, init)
 
 
-def _outer_step(fn, constraint_fn, solver, args, st: _State) -> _State:
+def _outer_step(fn, constraint_fn, solver, args, preconditioner, st: _State) -> _State:
     x, lam = st.x, st.lam
     key, inner_key = jr.split(st.key)
     n = x.shape[0]
@@ -600,6 +631,7 @@ def _outer_step(fn, constraint_fn, solver, args, st: _State) -> _State:
     kkt = st.kkt
 
     a = solver.safeguards.assess(hvp_x, jvp_c, x, m, solver.xi_b)
+    precond = None if preconditioner is None else preconditioner(x, lam, args)
     delta = jnp.maximum(
         jnp.minimum(st.delta, solver.safeguards.delta_trial(st.mu, st.nu, solver.beta, a)),
         solver.delta_min,
@@ -631,6 +663,7 @@ def _outer_step(fn, constraint_fn, solver, args, st: _State) -> _State:
             st.nu,
             delta,
             dirderiv,
+            precond,
         )
 
     if solver.safeguards.resolve_on_negative_curvature:
@@ -736,7 +769,9 @@ def _tolerance(solver, kkt0):
 
 
 def _primal(inputs):
-    fn, constraint_fn, solver, y0, lambda0, args, key, max_steps, while_loop = inputs
+    fn, constraint_fn, solver, y0, lambda0, args, key, max_steps, preconditioner, while_loop = (
+        inputs
+    )
     dtype = y0.dtype
     _, grad_x, c = merit_value(fn, constraint_fn, y0, lambda0, args, 0.0, 0.0)
     kkt0 = jnp.sqrt(jnp.sum(grad_x**2) + jnp.sum(c**2))
@@ -767,7 +802,7 @@ def _primal(inputs):
         return (st.kkt > tol) & (st.step < max_steps) & (st.result == RESULTS.successful)
 
     def body(st):
-        st = _outer_step(fn, constraint_fn, solver, args, st)
+        st = _outer_step(fn, constraint_fn, solver, args, preconditioner, st)
         bad = ~jnp.isfinite(st.kkt) & (st.result == RESULTS.successful)
         return eqx.tree_at(lambda t: t.result, st, RESULTS.where(bad, RESULTS.nonfinite, st.result))
 
@@ -791,7 +826,7 @@ def _primal(inputs):
 
 def _rewrite(root, residual, inputs):
     """The KKT conditions F(x, λ; args) = (∇f + Gᵀλ, c) = 0 that define the solution."""
-    fn, constraint_fn, _, _, _, args, _, _, _ = inputs
+    fn, constraint_fn, _, _, _, args, _, _, _, _ = inputs
     x, lam = root
     grad_x, c = jax.grad(lagrangian_and_constraints, argnums=2, has_aux=True)(
         fn, constraint_fn, x, lam, args
@@ -838,6 +873,7 @@ def constrained_minimise(
     key: PRNGKeyArray | None = None,
     throw: bool = True,
     adjoint: optx.AbstractAdjoint = _DEFAULT_ADJOINT,
+    preconditioner: Callable[[Array, Array, PyTree], lx.AbstractLinearOperator] | None = None,
 ) -> ConstrainedSolution:
     """Solve min_x f(x) subject to c(x) = 0 (equality constraints only).
 
@@ -863,6 +899,14 @@ def constrained_minimise(
       the failure in `solution.result`.
     - `adjoint`: an `optx.AbstractAdjoint`; `optx.ImplicitAdjoint(linear_solver=lx.LU())` by
       default. Its linear solver sees the symmetric indefinite KKT Jacobian.
+    - `preconditioner`: `preconditioner(x, λ, args) -> S`, a symmetric positive definite
+      `lx.AbstractLinearOperator` on R^{n+m} with S² ≈ |K|⁻¹ (e.g. the inverse square root of
+      a block-diagonal KKT preconditioner diag(B̂, Ĝ B̂⁻¹ Ĝᵀ)), built once per outer iteration.
+      The inner solver then solves the split-preconditioned system (S K S) w = −S∇L and
+      z = S w, so every linear solver (Krylov, sketching, direct) sees the better-conditioned
+      operator; the accuracy condition is still tested on K z + ∇L. The PDE-control problems
+      provide one as `problem.kkt_preconditioner`. Default `None`: no preconditioning.
+      `stats["flops"]` does not count the applications of S.
 
     **Returns:**
 
@@ -891,7 +935,9 @@ def constrained_minimise(
             raise ValueError(f"`lambda0` must have shape ({m},); got {lambda0.shape}.")
     if key is None:
         key = jr.key(0)
-    inputs = (fn, constraint_fn, solver, y0, lambda0, args, key, max_steps)
+    if preconditioner is not None:
+        _check_preconditioner(preconditioner, y0, lambda0, args)
+    inputs = (fn, constraint_fn, solver, y0, lambda0, args, key, max_steps, preconditioner)
     (x, lam), (result, stats, state) = adjoint.apply(
         _primal, _rewrite, inputs, frozenset({lx.symmetric_tag})
     )
@@ -907,6 +953,26 @@ def constrained_minimise(
         checked = result.error_if(checked, result != RESULTS.successful)
         sol = eqx.combine(keys, checked)
     return sol
+
+
+def _check_preconditioner(preconditioner, y0, lambda0, args) -> None:
+    size = y0.shape[0] + lambda0.shape[0]
+    if not callable(preconditioner):
+        raise TypeError(
+            "`preconditioner` must be a function `(x, lambda, args) -> lx.AbstractLinearOperator`"
+            f", got {type(preconditioner).__name__}."
+        )
+    struct = eqx.filter_eval_shape(preconditioner, y0, lambda0, args)
+    if not isinstance(struct, lx.AbstractLinearOperator):
+        raise TypeError(
+            "`preconditioner(x, lambda, args)` must return an `lx.AbstractLinearOperator` (e.g. "
+            f"`lx.FunctionLinearOperator`), got {type(struct).__name__}."
+        )
+    if struct.in_size() != size or struct.out_size() != size:
+        raise ValueError(
+            f"`preconditioner(x, lambda, args)` must act on R^(n+m) = R^{size} (x then lambda), "
+            f"got an operator from R^{struct.in_size()} to R^{struct.out_size()}."
+        )
 
 
 def _is_key(x) -> bool:

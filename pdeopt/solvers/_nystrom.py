@@ -91,7 +91,9 @@ class NystromPCG(AbstractSketchSolver):
         omega = jr.normal(key_from_options(options, self.seed), (size, rank), dtype)
         omega, _ = jnp.linalg.qr(omega)
         y = jax.vmap(mv, in_axes=1, out_axes=1)(omega)
-        shift = jnp.sqrt(size) * jnp.finfo(dtype).eps * jnp.linalg.norm(y, 2)
+        # ‖Y‖₂ from the thin SVD: `jnp.linalg.norm(y, 2)` lowers to a full one (a size² array).
+        norm = jnp.linalg.svd(y, full_matrices=False, compute_uv=False)[0]
+        shift = jnp.sqrt(size) * jnp.finfo(dtype).eps * norm
         y = y + shift * omega
         chol = jnp.linalg.cholesky(omega.T @ y)
         b = jsp.linalg.solve_triangular(chol, y.T, lower=True).T

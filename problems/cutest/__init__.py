@@ -4,12 +4,14 @@
   BA-L1SP are dropped; see `DROPPED`).
 - `logistic_regression`, `synthetic_logistic_regression`,
   `breast_cancer_logistic_regression`: spec §11.2.
-- `poisson_control`: spec §11.3; `semilinear_control`: its nonlinear extension.
+- `poisson_control`: spec §11.3; `semilinear_control`: its nonlinear extension; both carry
+  a block-diagonal KKT preconditioner (`control_kkt_preconditioner`).
 """
 
 from ._applications import (
     LIBSVM_SHAPES as LIBSVM_SHAPES,
     breast_cancer_logistic_regression as breast_cancer_logistic_regression,
+    control_kkt_preconditioner as control_kkt_preconditioner,
     dataset_key as dataset_key,
     laplacian_5pt as laplacian_5pt,
     logistic_regression as logistic_regression,

@@ -20,6 +20,7 @@ import zlib
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import lineax as lx
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
@@ -62,6 +63,27 @@ def _draw_constraints(key, d, dtype):
     return a, b
 
 
+_MAX_DRAWS = 100
+
+
+def _draw_feasible_constraints(key, d, dtype):
+    """`(A, b)` from `key`, redrawn from `fold_in(key, 1)`, `fold_in(key, 2)`, ... until
+    `{Ax = b, |x| = 1}` is non-empty, i.e. the minimum-norm solution of `Ax = b` has norm < 1.
+    The first draw is kept when it is feasible (as for every synthetic set)."""
+    if d <= _NUM_LINEAR_CONSTRAINTS:
+        raise ValueError(
+            f"Constrained logistic regression needs d > {_NUM_LINEAR_CONSTRAINTS} features for "
+            f"{_NUM_LINEAR_CONSTRAINTS} random linear constraints plus |x|^2 = 1 to be "
+            f"feasible; got d = {d}."
+        )
+    for attempt in range(_MAX_DRAWS):
+        a, b = _draw_constraints(key if attempt == 0 else jr.fold_in(key, attempt), d, dtype)
+        min_norm = np.linalg.lstsq(np.asarray(a), np.asarray(b), rcond=None)[0]
+        if np.linalg.norm(min_norm) < 1.0:
+            return a, b
+    raise ValueError(f"No feasible (A, b) in {_MAX_DRAWS} draws for d = {d}.")
+
+
 def _dataset_seed(name: str) -> int:
     return zlib.crc32(name.encode()) & 0x7FFFFFFF
 
@@ -81,8 +103,11 @@ def logistic_regression(
     """Constrained logistic regression: `min mean log(1 + exp(-y a^T x))`, `Ax = b`, `|x|^2 = 1`.
 
     `A` (10 x d) and `b` (10) are iid standard normal, drawn from `key` (so they do not depend
-    on any other random draw, unlike the reference code; spec §11.2). Start point `x0 = 1_d`,
-    `lambda0 = 1_11`.
+    on any other random draw, unlike the reference code; spec §11.2), conditioned on
+    feasibility: a draw whose minimum-norm solution of `Ax = b` has norm >= 1 leaves no point
+    on the unit sphere, and is replaced by the next draw from `jr.fold_in(key, i)`, i = 1, 2,
+    ... (the first draw is feasible for every synthetic set; breast cancer's is not). Needs
+    d > 10. Start point `x0 = 1_d`, `lambda0 = 1_11`.
 
     **Arguments:**
 
@@ -104,7 +129,7 @@ def logistic_regression(
     if not np.all(np.isin(np.asarray(labels), (-1.0, 1.0))):
         raise ValueError("labels must be in {-1, +1}; remap the data set's labels first.")
     d = features.shape[1]
-    a, b = _draw_constraints(key, d, features.dtype)
+    a, b = _draw_feasible_constraints(key, d, features.dtype)
     m = _NUM_LINEAR_CONSTRAINTS + 1
     return ConstrainedProblem(
         name=name,
@@ -192,6 +217,55 @@ def _check_grid_size(n: int) -> None:
         raise ValueError(f"The grid needs N >= 1 interior points per side, got N = {n}.")
 
 
+def _sine_basis(n: int, dtype) -> tuple[Array, Array]:
+    """The orthonormal DST-I matrix `V` (symmetric, `V @ V = I`) and the eigenvalues
+    `e_i + e_j` of `-Delta_h` on the N x N grid, `e_k = (4/h^2) sin^2(pi k / (2(N+1)))`:
+    `-Delta_h = (V x V) diag(e_i + e_j) (V x V)` whatever the (row/column-major) vec order."""
+    k = jnp.arange(1, n + 1, dtype=dtype)
+    v = math.sqrt(2.0 / (n + 1)) * jnp.sin(jnp.pi * k[:, None] * k[None, :] / (n + 1))
+    h = 2.0 / (n + 1)
+    e = (4.0 / h**2) * jnp.sin(jnp.pi * k / (2 * (n + 1))) ** 2
+    return v, e[:, None] + e[None, :]
+
+
+def control_kkt_preconditioner(
+    n: int, state_weight: ArrayLike, control_weight: ArrayLike, shift: ArrayLike, dtype
+) -> lx.AbstractLinearOperator:
+    """`S = P^(-1/2)` for the block-diagonal KKT preconditioner of a control problem on the
+    N x N grid with variables `[state; control]` and multipliers of `A state - control`-type
+    constraints, `A ~ -Delta_h + shift`:
+
+    `P = diag(a_y I, a_u I, S_hat)`, `S_hat = A^2 / a_y + I / a_u` (the Schur complement
+    `G H^-1 G^T` of `H = diag(a_y I, a_u I)`, `G = [A, -I]`), applied exactly through the sine
+    transform of [`_sine_basis`][]. When `H` and `G` are exact (Poisson control) `S K S` has
+    the three eigenvalues `1, (1 +- sqrt 5)/2` (Murphy, Golub and Wathen, 2000), whatever N.
+
+    **Arguments:**
+
+    - `n`: grid points per side, `N`.
+    - `state_weight`, `control_weight`: `a_y`, `a_u > 0`, the Hessian's diagonal blocks.
+    - `shift`: a constant added to `-Delta_h` (e.g. the mean of `3 y^2` for `-Delta y + y^3`).
+    - `dtype`: the floating dtype.
+    """
+    nn = n * n
+    v, eig = _sine_basis(n, dtype)
+    schur = (eig + shift) ** 2 / state_weight + 1.0 / control_weight
+    inv_sqrt = jax.lax.rsqrt(schur)
+
+    def mv(z):
+        y, u, lam = z[:nn], z[nn:-nn], z[-nn:]
+        lam = (v @ ((v @ jnp.reshape(lam, (n, n)) @ v) * inv_sqrt) @ v).reshape(-1)
+        return jnp.concatenate(
+            [y * jax.lax.rsqrt(state_weight), u * jax.lax.rsqrt(control_weight), lam]
+        )
+
+    return lx.FunctionLinearOperator(
+        mv,
+        jax.ShapeDtypeStruct((3 * nn,), dtype),
+        tags=(lx.symmetric_tag, lx.positive_semidefinite_tag),
+    )
+
+
 def poisson_w_true(n: int) -> np.ndarray:
     """`w_true[i, j] = sin(4 + s (i - (N+1)/2)) + cos(3 + s (j - (N+1)/2))`, `s = 0.1/sqrt(15)`."""
     idx = np.arange(1, n + 1, dtype=np.float64) - 0.5 * (n + 1)
@@ -214,12 +288,19 @@ def _poisson_constraints(x, args):
     return _vec_from_grid(laplacian_5pt(_grid_from_vec(w, n), h)) + z
 
 
+def _poisson_preconditioner(x, lam, args):
+    # H = diag(I, 0.1 I) and G = [Delta_h, I]: the Schur complement Delta_h^2 + 10 I is exact.
+    return control_kkt_preconditioner(math.isqrt(args.shape[0]), 1.0, 0.1, 0.0, x.dtype)
+
+
 def poisson_control(n: int = 3) -> ConstrainedProblem:
     """Discrete Poisson control: `min 1/2 |w - w_true|^2 + 0.1/2 |z|^2` s.t. `Delta_h w + z = 0`.
 
     Variables `x = [vec(w); vec(z)]` (column-major vec), `n = 2N^2`, `m = N^2`; the constraint
     Jacobian is `[L_h, I]` with `L_h` the 5-point Laplacian. Start `x0 = 1`, `lambda0 = 1`. The
     paper uses `N = 3` (n = 18, m = 9); larger `N` is the scaling extension of spec §11.3.
+    `kkt_preconditioner` is the exact block-diagonal (Schur-complement) preconditioner of
+    [`control_kkt_preconditioner`][], for `constrained_minimise(..., preconditioner=...)`.
 
     **Arguments:**
 
@@ -236,6 +317,7 @@ def poisson_control(n: int = 3) -> ConstrainedProblem:
         constraints=_poisson_constraints,
         args=w_true,
         notes="Spec §11.3; h = 2/(N+1), zero Dirichlet boundary.",
+        kkt_preconditioner=_poisson_preconditioner,
     )
 
 
@@ -255,6 +337,17 @@ def _semilinear_constraints(x, args):
     return -_vec_from_grid(laplacian_5pt(_grid_from_vec(y, n), h)) + y**3 - u
 
 
+def _semilinear_preconditioner(x, lam, args):
+    # The Hessian's state block I + diag(6 y lambda) and the Jacobian's -Delta_h + diag(3 y^2)
+    # with their diagonals replaced by (absolute) means.
+    y_d, alpha = args
+    y = x[: y_d.shape[0]]
+    state_weight = jnp.mean(jnp.abs(1.0 + 6.0 * y * lam))
+    shift = 3.0 * jnp.mean(y**2)
+    n = math.isqrt(y_d.shape[0])
+    return control_kkt_preconditioner(n, state_weight, alpha, shift, x.dtype)
+
+
 def semilinear_target(n: int) -> np.ndarray:
     """`y_d[i, j] = sin(pi i/(N+1)) sin(pi j/(N+1))`, the target state of the semilinear problem."""
     s = np.sin(np.pi * np.arange(1, n + 1) / (n + 1))
@@ -267,7 +360,10 @@ def semilinear_control(n: int = 3, alpha: float = 1.0e-2) -> ConstrainedProblem:
     The nonlinear extension of [`poisson_control`][] (not in the paper): same grid, same
     column-major layout `x = [vec(y); vec(u)]`, `n = 2N^2`, `m = N^2`. The norms are plain
     Euclidean norms of grid vectors, as in the Poisson problem (no `h^2` quadrature weight),
-    and `alpha = 1e-2` by default. Start `x0 = 1`, `lambda0 = 1`.
+    and `alpha = 1e-2` by default. Start `x0 = 1`, `lambda0 = 1`. For `alpha > 0`,
+    `kkt_preconditioner` is [`control_kkt_preconditioner`][] with the diagonals of the
+    Hessian's state block `I + diag(6 y lambda)` and of `diag(3 y^2)` in the Jacobian replaced
+    by their (absolute) means: exact for constant `y` and `lambda`, approximate otherwise.
 
     **Arguments:**
 
@@ -287,4 +383,7 @@ def semilinear_control(n: int = 3, alpha: float = 1.0e-2) -> ConstrainedProblem:
         constraints=_semilinear_constraints,
         args=(y_d, jnp.asarray(alpha, dtype=y_d.dtype)),
         notes="Extension of spec §11.3 (not in the paper).",
+        kkt_preconditioner=None
+        if isinstance(alpha, (int, float)) and alpha == 0
+        else _semilinear_preconditioner,
     )

@@ -50,6 +50,10 @@ class ConstrainedProblem(eqx.Module):
     - `reference_objective`: `f*` from the literature / the SIF file's comments, or `None`.
     - `paper_iterations`: the iteration counts of spec §11.1, for side-by-side reports.
     - `notes`: provenance and caveats (e.g. which formula could not be cross-checked).
+    - `kkt_preconditioner`: `(y, lambda, args) -> S`, a symmetric positive definite
+        `lineax` operator with `S^2 ~ |K|^-1` for the KKT matrix K, to pass as
+        `constrained_minimise(..., preconditioner=problem.kkt_preconditioner)`; `None` when
+        the problem has none (all but the PDE-control problems).
     """
 
     name: str = eqx.field(static=True)
@@ -63,6 +67,7 @@ class ConstrainedProblem(eqx.Module):
     reference_objective: float | None = eqx.field(static=True, default=None)
     paper_iterations: PaperIterations = eqx.field(static=True, default=PaperIterations())
     notes: str = eqx.field(static=True, default="")
+    kkt_preconditioner: Callable[[Any, Any, Any], Any] | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if np.ndim(self.y0) != 1 or np.ndim(self.lambda0) != 1:
