@@ -37,7 +37,7 @@ MAX_STEPS = 200
 
 
 @eqx.filter_jit
-def _solve(problem, solver, key):
+def _solve(problem, solver, key, max_steps=MAX_STEPS, preconditioner=None):
     return constrained_minimise(
         problem.objective,
         problem.constraints,
@@ -45,9 +45,10 @@ def _solve(problem, solver, key):
         problem.y0,
         problem.args,
         lambda0=problem.lambda0,
-        max_steps=MAX_STEPS,
+        max_steps=max_steps,
         key=key,
         throw=False,
+        preconditioner=preconditioner,
     )
 
 
@@ -285,22 +286,11 @@ def test_control_preconditioner_clusters_the_kkt_spectrum(make):
     assert np.linalg.cond(k) > 100 * np.linalg.cond(s @ k @ s)
 
 
-def _solve_with(problem, linear_solver, preconditioner, key=0):
+def _solve_with(problem, linear_solver, preconditioner):
     solver = ExactAugmentedLagrangianNewton(
         atol=1e-8, safeguards=PracticalSafeguards(), linear_solver=linear_solver
     )
-    return eqx.filter_jit(constrained_minimise)(
-        problem.objective,
-        problem.constraints,
-        solver,
-        problem.y0,
-        problem.args,
-        lambda0=problem.lambda0,
-        max_steps=30,
-        key=jr.key(key),
-        throw=False,
-        preconditioner=preconditioner,
-    )
+    return _solve(problem, solver, jr.key(0), max_steps=30, preconditioner=preconditioner)
 
 
 @pytest.mark.parametrize(
@@ -344,15 +334,7 @@ def test_bad_preconditioner_is_rejected():
     problem = poisson_control(3)
 
     def solve(preconditioner):
-        return constrained_minimise(
-            problem.objective,
-            problem.constraints,
-            PRACTICAL,
-            problem.y0,
-            problem.args,
-            lambda0=problem.lambda0,
-            preconditioner=preconditioner,
-        )
+        return _solve(problem, PRACTICAL, jr.key(0), preconditioner=preconditioner)
 
     with pytest.raises(ValueError, match="R\\^27"):
         solve(lambda x, lam, args: lx.IdentityLinearOperator(jax.eval_shape(lambda: x)))
@@ -374,16 +356,7 @@ def test_internal_kkt_matches_the_returned_iterate_at_large_n():
         max_inner_steps=3,
         max_refinements=1,
     )
-    sol = constrained_minimise(
-        problem.objective,
-        problem.constraints,
-        solver,
-        problem.y0,
-        problem.args,
-        lambda0=problem.lambda0,
-        max_steps=1,
-        throw=False,
-    )
+    sol = _solve(problem, solver, jr.key(0), max_steps=1)
     assert int(sol.stats["num_steps"]) == 1
     recorded = float(sol.stats["kkt_history"][1])
     np.testing.assert_allclose(_kkt(problem, sol.value, sol.multipliers), recorded, rtol=1e-9)
