@@ -298,7 +298,7 @@ def _solve_with(problem, linear_solver, preconditioner):
     [
         lx.GMRES(rtol=0.1, atol=0.0, restart=5, max_steps=100),
         lx.Normal(NystromPCG(rtol=0.1, atol=0.0, rank=5, max_steps=100)),
-        lx.LU(),
+        pytest.param(lx.LU(), marks=pytest.mark.slow),
     ],
     ids=["gmres", "nystrom", "lu"],
 )

@@ -131,6 +131,7 @@ def test_implicit_solver_needs_tridiagonal_root_finder():
         ImplicitReferenceSolver(solver=dfx.Tsit5())
 
 
+@pytest.mark.slow  # 35–55 s on a 2-core CPU; run with `pytest -m slow`
 def test_reference_residual_small_and_decreasing():
     """The FD residual of the reference solution shrinks at second order under refinement."""
     norms = []

@@ -133,6 +133,7 @@ def test_implicit_gradient_matches_finite_differences(case, getkey):
     np.testing.assert_allclose(ad, fd, rtol=1e-5)
 
 
+@pytest.mark.slow  # 35–55 s on a 2-core CPU; run with `pytest -m slow`
 def test_implicit_gradient_through_a_model(getkey):
     pde, _, condition = _ds_case(getkey())
     constraint = HardConstraint(num_basis=4, num_points=60, solver=TIGHT, max_steps=200)
@@ -168,6 +169,7 @@ def test_one_expert_equals_hard_constraint(getkey):
     assert float(stats["seam_rms"]) == 0.0
 
 
+@pytest.mark.slow  # 35–55 s on a 2-core CPU; run with `pytest -m slow`
 def test_vmapped_experts_equal_loop(getkey):
     pde, basis, condition = _ds_case(getkey())
     key = getkey()
@@ -299,6 +301,7 @@ def test_expert_loss_terms(getkey):
     )
 
 
+@pytest.mark.slow  # 35–55 s on a 2-core CPU; run with `pytest -m slow`
 def test_expert_loss_trains(getkey):
     """Training terms and gradients are finite; an unconverged sample does not count."""
     pde, basis, condition = _ds_case(getkey())

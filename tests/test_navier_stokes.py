@@ -240,6 +240,7 @@ def test_cache_generate_reuse_and_mismatch(tmp_path):
         other.load()
 
 
+@pytest.mark.slow  # 35–55 s on a 2-core CPU; run with `pytest -m slow`
 def test_constraints_with_mollifier_ansatz(getkey):
     """The mollifier is the solution ansatz: u(0) = w0 exactly under soft, PI-HC and MoE."""
     from pdeopt.constraints import HardConstraint, MoEHardConstraint, SoftConstraint

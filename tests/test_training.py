@@ -50,6 +50,7 @@ def _tiny_fit(steps, getkey, learning_rate=3e-3):
     return initial, float(loss(model, conditions, jr.key(0))[0]), history
 
 
+@pytest.mark.slow  # 35–55 s on a 2-core CPU; run with `pytest -m slow`
 def test_fit_lowers_loss(getkey):
     initial, final, history = _tiny_fit(60, getkey)
     assert final < 0.5 * initial, (initial, final)
