@@ -504,6 +504,7 @@ def _inner_solve(
     else:
         scale = precond.mv
         system = lx.TaggedLinearOperator(precond @ operator @ precond, lx.symmetric_tag)
+    rhs = -scale(grad_l)  # the right-hand side of every iterative round
     linear_solver = solver.linear_solver
     iterative = _is_iterative(linear_solver)
     if not iterative:
@@ -530,9 +531,7 @@ def _inner_solve(
             remaining = solver.max_inner_steps - s.steps
             inner_solver = _with_tolerance(linear_solver, system_tolerance(s), remaining, big_n)
             options = {"key": subkey, "y0": s.w}
-            sol = lx.linear_solve(
-                system, -scale(grad_l), inner_solver, options=options, throw=False
-            )
+            sol = lx.linear_solve(system, rhs, inner_solver, options=options, throw=False)
             w = sol.value
             k = jnp.asarray(sol.stats["num_steps"])
             # Running out of steps is not a failure: the caps below decide what happens next.
