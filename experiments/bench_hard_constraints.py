@@ -1,7 +1,8 @@
 """PI-HC vs PI-HC-MoE timing as the number of collocation points grows (PI-HC-MoE Fig. 4).
 
 `python -m experiments.bench_hard_constraints [--points 100 1000 10000 100000] [--batch 2]
-[--nx 1024 --nt 101] [--experts 4] [--per-expert] [--local-rows] [--repeats 5]`
+[--nx 1024 --nt 101] [--experts 4] [--per-expert] [--local-rows] [--hc-ic-repeats R]
+[--repeats 5]`
 
 For each point count, in one process and after compilation, times with `block_until_ready`:
 
@@ -14,17 +15,22 @@ the same number of rows); `--per-expert` gives every expert the full count inste
 paper's PI-HC-MoE runs used 20k points per expert). Every MoE expert fits all initial/boundary
 rows (the paper's choice, `global_boundary_rows=True`), so each expert's problem has the
 1224 IC/BC rows of the 101 × 1024 grid on top of its points; `--local-rows` gives each
-expert only the rows inside its block. The basis is the output of a randomly
-initialised FNO (N = 16 channels, GELU basis head) on diffusion–sorption inputs, so both
-methods solve the same problems; the FNO itself is not timed (its cost is identical for
-both). Peak memory is XLA's compile-time estimate (argument + output + temporary bytes of
-the compiled function), which is what a CPU backend can report.
+expert only the rows inside its block. `--hc-ic-repeats R` reproduces the original code's
+defect D2 for PI-HC only: its IC rows repeated R times (the original used R = 101, one copy
+per time row), each copy scaled by √R so that, after pdeopt's per-block 1/√rows
+normalisation, the IC share of PI-HC's objective grows R-fold as it did there. The basis is
+the output of a randomly initialised FNO (N = 16 channels, GELU basis head) on
+diffusion–sorption inputs, so both methods solve the same problems; the FNO itself is not
+timed (its cost is identical for both). Peak memory is XLA's compile-time estimate (argument
++ output + temporary bytes of the compiled function), which is what a CPU backend can report.
 """
 
 import argparse
+import math
 import platform
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -40,6 +46,24 @@ def _machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{cpu}; {jax.device_count()} × {jax.devices()[0].device_kind}; jax {jax.__version__}"
+
+
+def repeated_ic(pde, repeats: int):
+    """`pde` with its IC rows repeated `repeats` times (the original PI-HC's defect D2)."""
+    from problems.diffusion_sorption import DiffusionSorption
+
+    class RepeatedIC(DiffusionSorption):
+        repeats: int = eqx.field(static=True, default=1)
+
+        def boundary_locations(self):
+            locations = super().boundary_locations()
+            return {**locations, "ic": np.tile(locations["ic"], (self.repeats, 1))}
+
+        def boundary_residuals(self, qb, condition):
+            rows = super().boundary_residuals(qb, condition)
+            return {**rows, "ic": math.sqrt(self.repeats) * jnp.tile(rows["ic"], self.repeats)}
+
+    return RepeatedIC(nx=pde.nx, nt=pde.nt, repeats=repeats)
 
 
 def _timed(fn, *args, repeats: int) -> float:
@@ -74,6 +98,7 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=50)
     parser.add_argument("--per-expert", action="store_true")
     parser.add_argument("--local-rows", action="store_true")
+    parser.add_argument("--hc-ic-repeats", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
@@ -83,6 +108,7 @@ def main() -> None:
     from problems.diffusion_sorption import DiffusionSorption
 
     pde = DiffusionSorption(nx=args.nx, nt=args.nt)
+    hc_pde = pde if args.hc_ic_repeats == 1 else repeated_ic(pde, args.hc_ic_repeats)
     model = FNO(
         3, args.basis, width=16, modes=(8, 8), depth=2, final_activation=jax.nn.gelu, key=jr.key(0)
     )
@@ -98,8 +124,8 @@ def main() -> None:
     print(
         f"grid {args.nt}×{args.nx}, batch {args.batch}, N={args.basis}, K={args.experts}, "
         f"points {'per expert' if args.per_expert else 'in total'}, MoE IC/BC rows "
-        f"{'local' if args.local_rows else 'global'}, LM max_steps "
-        f"{args.max_steps}, median of {args.repeats}"
+        f"{'local' if args.local_rows else 'global'}, PI-HC IC rows ×{args.hc_ic_repeats}, "
+        f"LM max_steps {args.max_steps}, median of {args.repeats}"
     )
     header = (
         f"{'points':>8} | {'HC infer s':>10} {'MoE infer s':>11} {'speedup':>7} | "
@@ -111,22 +137,25 @@ def main() -> None:
     for points in args.points:
         per_expert = points if args.per_expert else points // args.experts
         layers = {
-            "hc": HardConstraint(num_points=points, **common),
-            "moe": MoEHardConstraint(
-                parts=(1, args.experts),
-                num_points=per_expert,
-                global_boundary_rows=not args.local_rows,
-                **common,
+            "hc": (hc_pde, HardConstraint(num_points=points, **common)),
+            "moe": (
+                pde,
+                MoEHardConstraint(
+                    parts=(1, args.experts),
+                    num_points=per_expert,
+                    global_boundary_rows=not args.local_rows,
+                    **common,
+                ),
             ),
         }
         row = {}
-        for name, layer in layers.items():
+        for name, (layer_pde, layer) in layers.items():
 
-            def forward(basis, layer=layer):
-                return jax.vmap(lambda b, c, k: layer(pde, b, c, key=k))(basis, conditions, keys)
+            def forward(basis, layer=layer, p=layer_pde):
+                return jax.vmap(lambda b, c, k: layer(p, b, c, key=k))(basis, conditions, keys)
 
-            def loss(basis, layer=layer):
-                u, _ = forward(basis, layer)
+            def loss(basis, layer=layer, p=layer_pde):
+                u, _ = forward(basis, layer, p)
                 return jnp.sum(weights * u**2)
 
             infer = jax.jit(forward)

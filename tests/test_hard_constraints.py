@@ -112,6 +112,22 @@ def test_nonlinear_pde_reaches_stationarity(getkey):
     assert jnp.linalg.norm(gradient(omega[0])) < 1e-9 * jnp.linalg.norm(gradient(initial))
 
 
+def test_repeated_ic_rows_equal_an_ic_weight(getkey):
+    """The benchmark's reproduction of the original PI-HC's defect D2 (IC rows repeated R
+    times) solves the same problem as pdeopt's row weight √R on the IC block."""
+    from experiments.bench_hard_constraints import repeated_ic
+
+    pde, basis, condition = _ds_case(getkey())
+    key, repeats = getkey(), 9
+    common = dict(num_basis=5, num_points=60, solver=TIGHT, max_steps=200)
+    weighted = HardConstraint(row_weights={"pde": 1.0, "ic": 3.0, "bc": 1.0}, **common)
+    omega, _ = HardConstraint(**common).weights(
+        repeated_ic(pde, repeats), basis, condition, key=key
+    )
+    expected, _ = weighted.weights(pde, basis, condition, key=key)
+    np.testing.assert_allclose(omega, expected, rtol=1e-8, atol=1e-10)
+
+
 @pytest.mark.parametrize("case", [_heat_case, _ds_case])
 def test_implicit_gradient_matches_finite_differences(case, getkey):
     pde, basis, condition = case(getkey())
