@@ -26,6 +26,7 @@ timed (its cost is identical for both). Peak memory is XLA's compile-time estima
 """
 
 import argparse
+import dataclasses
 import math
 import platform
 import time
@@ -63,7 +64,8 @@ def repeated_ic(pde, repeats: int):
             rows = super().boundary_residuals(qb, condition)
             return {**rows, "ic": math.sqrt(self.repeats) * jnp.tile(rows["ic"], self.repeats)}
 
-    return RepeatedIC(nx=pde.nx, nt=pde.nt, repeats=repeats)
+    fields = {f.name: getattr(pde, f.name) for f in dataclasses.fields(pde)}
+    return RepeatedIC(**fields, repeats=repeats)
 
 
 def _timed(fn, *args, repeats: int) -> float:
