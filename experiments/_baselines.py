@@ -209,9 +209,7 @@ def pdeopt_solve(
     `preconditioned=True` passes `problem.kkt_preconditioner` (which must exist).
     `extra` holds pdeopt's `stats` (as numpy), the result message and the compile time.
     """
-    preconditioner = problem.kkt_preconditioner if preconditioned else None
-    if preconditioned and preconditioner is None:
-        raise ValueError(f"{problem.name} has no `kkt_preconditioner`.")
+    preconditioner = problem.preconditioner(preconditioned)
     y0, lambda0 = jnp.asarray(problem.y0), jnp.asarray(problem.lambda0)
     inputs = (problem.objective, problem.constraints, solver, y0, lambda0, problem.args)
     inputs = (*inputs, jax.random.key(seed), max_steps, preconditioner)

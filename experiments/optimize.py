@@ -79,12 +79,7 @@ def run(cfg: DictConfig) -> dict:
     if cap is None:
         cap = 1_000_000 if cfg.problem_name in APPLICATIONS else 100_000
     solver = eqx.tree_at(lambda s: s.max_inner_steps, solver, int(cap))
-    preconditioner = problem.kkt_preconditioner if cfg.preconditioned else None
-    if cfg.preconditioned and preconditioner is None:
-        raise ValueError(
-            f"preconditioned=true, but {problem.name} has no KKT preconditioner (only "
-            "poisson_control and semilinear_control do); drop the override."
-        )
+    preconditioner = problem.preconditioner(cfg.preconditioned)
 
     @eqx.filter_jit
     def solve(problem, key):

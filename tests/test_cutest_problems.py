@@ -294,6 +294,15 @@ def test_semilinear_control():
         semilinear_control(3, alpha=-1.0)
 
 
+def test_preconditioner_choice():
+    problem = poisson_control(3)
+    assert problem.preconditioner(False) is None
+    assert problem.preconditioner(True) is problem.kkt_preconditioner is not None
+    assert semilinear_control(3, alpha=0.0).preconditioner(False) is None
+    with pytest.raises(ValueError, match="has no KKT preconditioner"):
+        semilinear_control(3, alpha=0.0).preconditioner(True)
+
+
 def test_logistic_regression():
     # The paper's seven LIBSVM shapes (spec §11.2).
     assert LIBSVM_SHAPES == {

@@ -86,6 +86,18 @@ class ConstrainedProblem(eqx.Module):
         """Number of equality constraints."""
         return int(np.shape(self.lambda0)[0])
 
+    def preconditioner(self, preconditioned: bool) -> Callable[[Any, Any, Any], Any] | None:
+        """`kkt_preconditioner` when `preconditioned` (an error if the problem has none), else
+        `None`: the `preconditioner` argument of `constrained_minimise`."""
+        if not preconditioned:
+            return None
+        if self.kkt_preconditioner is None:
+            raise ValueError(
+                f"{self.name} has no KKT preconditioner (only poisson_control and "
+                "semilinear_control have one); solve it without preconditioning."
+            )
+        return self.kkt_preconditioner
+
     def fn(self, y: Float[ArrayLike, " n"], args: PyTree) -> Float[Array, ""]:
         """Objective value `f(y)`."""
         return self.objective(y, args)
