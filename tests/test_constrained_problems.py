@@ -56,11 +56,14 @@ def _run(problem, solver, key=None):
     return _solve(problem, solver, jr.key(0) if key is None else key)
 
 
-def _kkt(problem, x, lam):
-    def lagrangian(y):
-        return problem.fn(y, problem.args) + jnp.dot(lam, problem.constraint_fn(y, problem.args))
+def _lagrangian(problem, lam):
+    return lambda y: (
+        problem.fn(y, problem.args) + jnp.dot(lam, problem.constraint_fn(y, problem.args))
+    )
 
-    grad_x = jax.grad(lagrangian)(x)
+
+def _kkt(problem, x, lam):
+    grad_x = jax.grad(_lagrangian(problem, lam))(x)
     return float(jnp.linalg.norm(jnp.concatenate([grad_x, problem.constraint_fn(x, problem.args)])))
 
 
@@ -257,13 +260,8 @@ def test_semilinear_control_converges():
 
 
 def _kkt_matrix(problem, x, lam):
-    args = problem.args
-
-    def grad_lagrangian(y):
-        return jax.grad(lambda z: problem.fn(z, args) + lam @ problem.constraint_fn(z, args))(y)
-
-    hess = jax.jacfwd(grad_lagrangian)(x)
-    jac = jax.jacfwd(lambda y: problem.constraint_fn(y, args))(x)
+    hess = jax.hessian(_lagrangian(problem, lam))(x)
+    jac = jax.jacfwd(lambda y: problem.constraint_fn(y, problem.args))(x)
     m = jac.shape[0]
     return np.block([[hess, jac.T], [jac, np.zeros((m, m))]])
 
