@@ -1,4 +1,4 @@
-"""Reference solvers for the AdaSketch-Newton benchmarks (spec `al-sketch-newton.md` §13).
+"""Reference solvers for the AdaSketch-Newton benchmarks (Hong et al., ICML 2023).
 
 Benchmark-only: IPOPT (through casadi) and SciPy are optional dependencies, imported lazily;
 install them with `pip install -e ".[bench]"`.
@@ -20,8 +20,8 @@ pdeopt's sign convention L = f + λᵀc (the same as IPOPT's and SciPy's), by [`
 
 import dataclasses
 import importlib
-import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import equinox as eqx
@@ -30,11 +30,12 @@ import jax.numpy as jnp
 import lineax as lx
 import numpy as np
 
+from experiments._report import time_alternating, time_once
 from pdeopt import RESULTS
 from pdeopt.solvers import ExactAugmentedLagrangianNewton, constrained_minimise
 from problems.cutest import ConstrainedProblem
 
-_INSTALL_HINT = 'pip install -e ".[bench]"'
+INSTALL_HINT = 'pip install -e ".[bench]"'
 
 
 def require(module: str):
@@ -44,7 +45,7 @@ def require(module: str):
     except ImportError as e:
         raise ImportError(
             f"This benchmark baseline needs `{module}`, which is not a pdeopt dependency; "
-            f"install the benchmark extra with `{_INSTALL_HINT}`."
+            f"install the benchmark extra with `{INSTALL_HINT}`."
         ) from e
 
 
@@ -205,7 +206,8 @@ def pdeopt_solve(
     preconditioned: bool = False,
 ) -> BaselineResult:
     """Run `constrained_minimise` on `problem`: compile ahead of time, then time `repeats`
-    solves (at least one; the best is reported). Randomness: `key=jax.random.key(seed)`.
+    solves (at least one, no warm-up; the median is reported). Randomness:
+    `key=jax.random.key(seed)`.
     `preconditioned=True` passes `problem.kkt_preconditioner` (which must exist).
     `extra` holds pdeopt's `stats` (as numpy), the result message and the compile time.
     """
@@ -213,14 +215,10 @@ def pdeopt_solve(
     y0, lambda0 = jnp.asarray(problem.y0), jnp.asarray(problem.lambda0)
     inputs = (problem.objective, problem.constraints, solver, y0, lambda0, problem.args)
     inputs = (*inputs, jax.random.key(seed), max_steps, preconditioner)
-    t0 = time.perf_counter()
-    compiled = _compiled(inputs)
-    compile_time = time.perf_counter() - t0
-    best = np.inf
-    for _ in range(max(repeats, 1)):
-        t0 = time.perf_counter()
-        sol = jax.block_until_ready(compiled(*inputs))
-        best = min(best, time.perf_counter() - t0)
+    compilation = time_once(partial(_compiled, inputs))
+    solve = partial(compilation.output, *inputs)
+    timing = time_alternating({label: solve}, repeats=max(repeats, 1), warmup=0)[label]
+    sol = timing.output
     stats = {k: np.asarray(v) if isinstance(v, jax.Array) else v for k, v in sol.stats.items()}
     x, lam = np.asarray(sol.value), np.asarray(sol.multipliers)
     return BaselineResult(
@@ -229,9 +227,9 @@ def pdeopt_solve(
         lam=lam,
         kkt=kkt_residual(problem, x, lam),
         iterations=int(stats["num_steps"]),
-        time=best,
+        time=timing.median,
         success=bool(sol.result == RESULTS.successful),
-        extra={**stats, "result": sol.result, "compile_time": compile_time},
+        extra={**stats, "result": sol.result, "compile_time": compilation.median},
     )
 
 
@@ -248,9 +246,9 @@ def exact_newton(
 
     - `problem`: the problem.
     - `solver`: a configuration whose `linear_solver` is replaced by `lx.LU()` (default: the
-        faithful defaults of spec §7).
+        faithful defaults, the constants of the paper's reference code).
     - `max_steps`: outer iteration cap.
-    - `repeats`: timed solves after compilation (the best is reported).
+    - `repeats`: timed solves after compilation (the median is reported).
     """
     solver = ExactAugmentedLagrangianNewton() if solver is None else solver
     solver = eqx.tree_at(lambda s: s.linear_solver, solver, lx.LU())
@@ -401,9 +399,8 @@ def ipopt(
 
 
 def _run_casadi(problem, nlp_solver, y0, lam0, label, kkt=None):
-    t0 = time.perf_counter()
-    out = nlp_solver(x0=y0, lam_g0=lam0, lbg=0.0, ubg=0.0)
-    elapsed = time.perf_counter() - t0
+    timing = time_once(lambda: nlp_solver(x0=y0, lam_g0=lam0, lbg=0.0, ubg=0.0))
+    out = timing.output
     stats = nlp_solver.stats()
     x = np.asarray(out["x"]).reshape(-1)
     lam = np.asarray(out["lam_g"]).reshape(-1)
@@ -413,7 +410,7 @@ def _run_casadi(problem, nlp_solver, y0, lam0, label, kkt=None):
         lam=lam,
         kkt=kkt_residual(problem, x, lam) if kkt is None else kkt(x, lam),
         iterations=int(stats["iter_count"]),
-        time=elapsed,
+        time=timing.median,
         success=bool(stats["success"]),
         extra={"return_status": stats["return_status"]},
     )
@@ -459,13 +456,13 @@ def ipopt_sparse(
         "ipopt": {"tol": tol, "max_iter": max_iter, "print_level": 0, "sb": "yes"},
     }
     opts["ipopt"].update(options or {})
-    t0 = time.perf_counter()
-    nlp_solver = ca.nlpsol("ipopt", "ipopt", {"x": x_sym, "f": f_expr, "g": c_expr}, opts)
-    setup = time.perf_counter() - t0
-    result = _run_casadi(
-        problem, nlp_solver, np.asarray(problem.y0), np.asarray(problem.lambda0), "ipopt-sparse"
+    setup = time_once(
+        lambda: ca.nlpsol("ipopt", "ipopt", {"x": x_sym, "f": f_expr, "g": c_expr}, opts)
     )
-    result.extra["setup_time"] = setup
+    result = _run_casadi(
+        problem, setup.output, np.asarray(problem.y0), np.asarray(problem.lambda0), "ipopt-sparse"
+    )
+    result.extra["setup_time"] = setup.median
     return result
 
 
@@ -497,17 +494,18 @@ def trust_constr(
     constraint = optimize.NonlinearConstraint(
         d.c, 0.0, 0.0, jac=d.jac_c, hess=lambda x, v: d.hess_c(x, v)
     )
-    t0 = time.perf_counter()
-    res = optimize.minimize(
-        lambda x: float(d.f(x)),
-        y0,
-        jac=d.grad_f,
-        hess=d.hess_f,
-        constraints=[constraint],
-        method="trust-constr",
-        options={"gtol": gtol, "xtol": xtol, "maxiter": max_iter},
+    timing = time_once(
+        lambda: optimize.minimize(
+            lambda x: float(d.f(x)),
+            y0,
+            jac=d.grad_f,
+            hess=d.hess_f,
+            constraints=[constraint],
+            method="trust-constr",
+            options={"gtol": gtol, "xtol": xtol, "maxiter": max_iter},
+        )
     )
-    elapsed = time.perf_counter() - t0
+    res = timing.output
     x = np.asarray(res.x)
     lam = np.asarray(res.v[0])
     return BaselineResult(
@@ -516,7 +514,7 @@ def trust_constr(
         lam=lam,
         kkt=kkt_residual(problem, x, lam),
         iterations=int(res.nit),
-        time=elapsed,
+        time=timing.median,
         success=bool(res.status in (1, 2)),
         extra={"status": int(res.status), "message": str(res.message)},
     )
@@ -528,49 +526,3 @@ def result_name(result) -> str:
         if bool(result == item):
             return name
     return str(result)
-
-
-# --------------------------------------------------------------------------------------
-# Reporting helpers shared by the benchmark scripts
-# --------------------------------------------------------------------------------------
-
-
-def machine_description() -> str:
-    """Platform, CPU model, core count, load and JAX devices, for the top of every report."""
-    import os
-    import platform
-
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count()
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    devices = ", ".join(str(d) for d in jax.devices())
-    return (
-        f"machine: {platform.platform()}; CPU: {cpu}, {cores} cores usable; load average "
-        f"(1/5/15 min): {load}; jax {jax.__version__} on {devices}; "
-        f"x64={jax.config.read('jax_enable_x64')}"
-    )
-
-
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    """A GitHub-flavoured markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def fmt(value: float, spec: str = ".2e") -> str:
-    """`value` formatted, or `—` for NaN / None."""
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "—"
-    return format(value, spec)

@@ -1,11 +1,11 @@
-"""Application benchmarks of AdaSketch-Newton (spec `al-sketch-newton.md` §11.2, §11.3, §16.5–6).
+"""Application benchmarks of AdaSketch-Newton (Hong et al., ICML 2023).
 
     python -m experiments.bench_applications
     python -m experiments.bench_applications --datasets sonar_scale,splice_scale --solvers LU,RK
 
 1. Constrained logistic regression (m = 11: ten random linear constraints and ‖x‖² = 1) on
    **synthetic** data with the (N, d) of the paper's seven LIBSVM sets (the LIBSVM files are
-   not downloaded; spec §11.2 allows the substitution, labelled "synthetic-<name>"), plus
+   not downloaded; the substitution is labelled "synthetic-<name>"), plus
    scikit-learn's breast-cancer data (569 × 30) when scikit-learn is installed.
 2. Discrete Poisson control at N = 3 (n = 18, m = 9), as in the paper.
 
@@ -28,6 +28,7 @@ jax.config.update("jax_enable_x64", True)
 import lineax as lx  # noqa: E402
 
 from experiments import _baselines as B  # noqa: E402
+from experiments._report import fmt, markdown_table, print_fingerprint  # noqa: E402
 from pdeopt.solvers import (  # noqa: E402
     ExactAugmentedLagrangianNewton,
     FaithfulSafeguards,
@@ -41,7 +42,7 @@ from problems.cutest import (  # noqa: E402
     synthetic_logistic_regression,
 )
 
-# Spec §11.2 / §11.3: the paper's outer iterations / wall time (s), Jan 10-run means.
+# The paper's outer iterations / wall time (s), Jan 10-run means.
 PAPER_LOGREG = {
     "ionosphere_scale": "8 / 9",
     "mushrooms": "8 / 8",
@@ -99,7 +100,7 @@ def main(argv=None):
     solvers = {k: v for k, v in linear_solvers(args.gv_max_inner_steps).items() if k in labels}
     use_ipopt = not args.no_ipopt and B.has("casadi")
     print("# Application benchmarks (faithful safeguards)\n")
-    print(B.machine_description() + "\n")
+    print_fingerprint()
 
     # ---------------------------------------------------------------- logistic regression
     logreg_safeguards = FaithfulSafeguards(singular_threshold=1e-2, reduced_hessian_threshold=1e-2)
@@ -107,7 +108,7 @@ def main(argv=None):
     if B.has("sklearn"):
         problems.append(breast_cancer_logistic_regression())
     else:
-        print(f"breast-cancer data skipped: scikit-learn not installed ({B._INSTALL_HINT}).\n")
+        print(f"breast-cancer data skipped: scikit-learn not installed ({B.INSTALL_HINT}).\n")
     header = ["data set", "N", "d", *[f"{lb} iters / time (s)" for lb in labels]]
     header += [f"KKT {lb}" for lb in labels] + [f"inner steps {lb}" for lb in labels if lb != "LU"]
     if use_ipopt:
@@ -129,14 +130,14 @@ def main(argv=None):
         ref = B.ipopt(problem) if use_ipopt else None
         row = [problem.name, num, problem.n]
         row += [cell(results[lb]) if lb in results else "skipped (size)" for lb in labels]
-        row += [B.fmt(results[lb].kkt) if lb in results else "—" for lb in labels]
+        row += [fmt(results[lb].kkt) if lb in results else "—" for lb in labels]
         row += [
-            B.fmt(float(results[lb].extra["num_inner_steps"]), ".3g") if lb in results else "—"
+            fmt(float(results[lb].extra["num_inner_steps"]), ".3g") if lb in results else "—"
             for lb in labels
             if lb != "LU"
         ]
         if use_ipopt:
-            row += [cell(ref), B.fmt(ref.kkt)]
+            row += [cell(ref), fmt(ref.kkt)]
         row.append(PAPER_LOGREG.get(problem.name.removeprefix("synthetic-"), "—"))
         rows.append(row)
         print("  " + " | ".join(str(c) for c in row), flush=True)
@@ -147,7 +148,7 @@ def main(argv=None):
         "compilation (pdeopt) or with jitted JAX callbacks (IPOPT). The paper's columns are its "
         "iteration counts on the real LIBSVM data, for orientation only.\n"
     )
-    print(B.markdown_table(header, rows))
+    print(markdown_table(header, rows))
 
     if args.no_poisson:
         return
@@ -165,7 +166,7 @@ def main(argv=None):
             [
                 f"pdeopt {label}",
                 r.iterations if r.success else f"fail ({B.result_name(r.extra['result'])})",
-                B.fmt(r.kkt),
+                fmt(r.kkt),
                 inner,
                 f"{float(r.extra['flops']):.2e}",
                 f"{r.time:.3f}",
@@ -176,11 +177,11 @@ def main(argv=None):
     if use_ipopt:
         r = B.ipopt(problem)
         rows.append(
-            ["IPOPT (casadi)", r.iterations, B.fmt(r.kkt), "—", "—", f"{r.time:.3f}", "—", "—"]
+            ["IPOPT (casadi)", r.iterations, fmt(r.kkt), "—", "—", f"{r.time:.3f}", "—", "—"]
         )
     print("\n## Poisson control, N = 3 (n = 18, m = 9)\n")
     print(
-        B.markdown_table(
+        markdown_table(
             [
                 "method",
                 "iterations",

@@ -1,4 +1,4 @@
-"""CUTEst benchmark of AdaSketch-Newton (spec `al-sketch-newton.md` §11.1, §16.1–16.4, §16.7).
+"""CUTEst benchmark of AdaSketch-Newton (Hong et al., ICML 2023).
 
     python -m experiments.bench_cutest                       # all 45 problems, 1 seed
     python -m experiments.bench_cutest --problems HS6,BT9 --seeds 10
@@ -9,7 +9,7 @@ For every problem: pdeopt's outer iterations with three inner solvers — direct
 ("LU", the exact-Newton reference), one-column Gaussian sketch-and-project ("GV",
 `GaussianSketchProject`) and uniform randomized Kaczmarz ("RK", `RandomizedKaczmarz(sampling=
 "uniform")`, as in the reference code) — beside the paper's 10-run means, plus final KKT, inner
-steps, the spec-§9 flop estimate of pdeopt's `stats["flops"]`, wall time, and the agreement of
+steps, the flop estimate of pdeopt's `stats["flops"]`, wall time, and the agreement of
 (x*, λ*) with IPOPT (casadi) when it is installed.
 
 Of the paper's 47 problems, BA-L1 and BA-L1SP (bundle adjustment data) are not implemented
@@ -32,6 +32,7 @@ import lineax as lx  # noqa: E402
 import numpy as np  # noqa: E402
 
 from experiments import _baselines as B  # noqa: E402
+from experiments._report import fmt, markdown_table, print_fingerprint  # noqa: E402
 from pdeopt.solvers import (  # noqa: E402
     ExactAugmentedLagrangianNewton,
     GaussianSketchProject,
@@ -40,11 +41,11 @@ from pdeopt.solvers import (  # noqa: E402
 )
 from problems.cutest import DROPPED, PROBLEMS, PaperIterations, get_problem  # noqa: E402
 
-# Paper aggregates (spec §11.1): AdaSketch-GV/RK, Jan 2023, 10 runs, over the 44 problems
+# Paper aggregates: AdaSketch-GV/RK, Jan 2023, 10 runs, over the 44 problems
 # solved by all six methods of the paper.
 PAPER = {"solved": "47/47 (470/470 runs)", "mean": 6.42, "median": 5}
 
-SENSITIVITY_GRID = [  # spec §11.1 "Sensitivity": one parameter varied at a time
+SENSITIVITY_GRID = [  # the paper's sensitivity grid: one parameter varied at a time
     ("defaults", {}),
     ("δ0 = 0.01", {"delta0": 0.01}),
     ("δ0 = 0.9", {"delta0": 0.9}),
@@ -70,7 +71,7 @@ PAPER_SENSITIVITY = {
 
 def inner_solvers(max_inner_steps: int) -> dict[str, lx.AbstractLinearSolver]:
     """The three inner solvers. The tolerances given here are placeholders: the outer solver
-    drives iterative inner solvers to its own accuracy condition (spec §6.1)."""
+    drives iterative inner solvers to its own accuracy condition."""
     return {
         "LU": lx.LU(),
         "GV": GaussianSketchProject(rtol=0.05, atol=0.0, max_steps=max_inner_steps),
@@ -174,8 +175,8 @@ def aggregate_rows(all_runs, labels):
             [
                 label,
                 f"{solved_problems}/{len(all_runs)} ({solved_runs}/{total_runs} runs)",
-                B.fmt(float(np.mean(per_problem)) if per_problem else math.nan, ".2f"),
-                B.fmt(float(statistics.median(per_problem)) if per_problem else math.nan, ".1f"),
+                fmt(float(np.mean(per_problem)) if per_problem else math.nan, ".2f"),
+                fmt(float(statistics.median(per_problem)) if per_problem else math.nan, ".1f"),
                 len(common),
             ]
         )
@@ -222,10 +223,9 @@ def main(argv=None):
     names = list(PROBLEMS) if args.problems is None else args.problems.split(",")
     names = [n.upper() for n in names]
     print(f"# CUTEst benchmark ({args.mode} safeguards)\n")
-    machine = B.machine_description()
-    print(machine)
+    machine = print_fingerprint()
     print(
-        f"\nproblems: {len(names)} (the paper's 47 minus the dropped "
+        f"problems: {len(names)} (the paper's 47 minus the dropped "
         f"{', '.join(DROPPED)}); seeds per randomized solver: {args.seeds}; inner cap "
         f"{args.max_inner_steps} steps per outer iteration; outer cap {args.max_steps}; "
         "success: ‖∇L‖ ≤ 1e-4. Merit gradient: exact ∇²ₓL (LagrangianHessian).\n"
@@ -237,7 +237,7 @@ def main(argv=None):
     solvers = {k: all_solvers[k] for k in labels}
     use_ipopt = not args.no_ipopt and B.has("casadi")
     if not args.no_ipopt and not use_ipopt:
-        print(f"IPOPT comparison skipped: casadi is not installed ({B._INSTALL_HINT}).\n")
+        print(f"IPOPT comparison skipped: casadi is not installed ({B.INSTALL_HINT}).\n")
 
     records = {}
     t_start = time.perf_counter()
@@ -286,13 +286,13 @@ def report(records: dict[str, dict], labels: list[str]) -> None:
         rec, runs = records[name], all_runs[name]
         paper = PaperIterations(*rec["paper"])
         row = [i, name, rec["n"], rec["m"], *[runs[lb].cell() for lb in labels]]
-        row += [B.fmt(paper.gv10, "g"), B.fmt(paper.rk10, "g"), B.fmt(paper.gv, "g")]
+        row += [fmt(paper.gv10, "g"), fmt(paper.rk10, "g"), fmt(paper.gv, "g")]
         if use_ipopt:
             r = ipopt[name]
             row.append(str(r["iterations"]) if r["success"] else f"fail ({r['status']})")
         rows.append(row)
     print("## Outer iterations\n")
-    print(B.markdown_table(header, rows))
+    print(markdown_table(header, rows))
 
     # Table 2: accuracy, inner work, cost, reference agreement.
     header = ["problem", *[f"KKT {lb}" for lb in labels]]
@@ -305,13 +305,13 @@ def report(records: dict[str, dict], labels: list[str]) -> None:
     for name in names:
         runs = all_runs[name]
         row = [name]
-        row += [B.fmt(runs[lb].mean("kkt")) for lb in labels]
-        row += [B.fmt(runs[lb].mean("inner_steps"), ".3g") for lb in labels if lb != "LU"]
-        row += [B.fmt(runs[lb].mean("flops"), ".2e") for lb in labels]
-        row += [B.fmt(runs[lb].mean("time"), ".3f") for lb in labels]
+        row += [fmt(runs[lb].mean("kkt")) for lb in labels]
+        row += [fmt(runs[lb].mean("inner_steps"), ".3g") for lb in labels if lb != "LU"]
+        row += [fmt(runs[lb].mean("flops"), ".2e") for lb in labels]
+        row += [fmt(runs[lb].mean("time"), ".3f") for lb in labels]
         if use_ipopt:
             ref = ipopt[name]
-            row.append(B.fmt(ref["time"], ".3f"))
+            row.append(fmt(ref["time"], ".3f"))
             first = first_solved(runs, labels)
             if first is None or not ref["success"]:
                 row.append("—")
@@ -319,15 +319,15 @@ def report(records: dict[str, dict], labels: list[str]) -> None:
                 dx, dlam = agreement(first, ref)
                 row.append(f"{dx:.1e}, {dlam:.1e}")
         rows.append(row)
-    print("\n## KKT, inner steps, flops (spec §9 model), time\n")
+    print("\n## KKT, inner steps, flops (cost model), time\n")
     print(
         "Means over solved runs. Inner steps: sketch/row steps summed over outer iterations. "
-        "Flops: pdeopt's `stats['flops']` (spec §9 model: a dense K matvec counts 2N², LU "
+        "Flops: pdeopt's `stats['flops']` (cost model: a dense K matvec counts 2N², LU "
         "(2/3)N³ per outer iteration, plus the faithful safeguards' dense QR/eigenvalue work). "
         "Time: one solve after compilation. Δ: relative ∞-norm difference of pdeopt's first "
         "solved run (LU if solved) from IPOPT's solution.\n"
     )
-    print(B.markdown_table(header, rows))
+    print(markdown_table(header, rows))
 
     print("\n## Aggregates\n")
     print(
@@ -344,7 +344,7 @@ def report(records: dict[str, dict], labels: list[str]) -> None:
             44,
         ]
     )
-    print(B.markdown_table(["solver", "solved", "mean iters", "median", "over problems"], rows))
+    print(markdown_table(["solver", "solved", "mean iters", "median", "over problems"], rows))
     if use_ipopt:
         agree = []
         for name in names:
@@ -392,13 +392,13 @@ def sensitivity(names, args, linear_solver):
             [
                 setting,
                 f"{len(its)}/{len(results)}",
-                B.fmt(float(np.mean(its)) if its else math.nan, ".2f"),
+                fmt(float(np.mean(its)) if its else math.nan, ".2f"),
                 PAPER_SENSITIVITY[setting],
             ]
         )
     print()
     print(
-        B.markdown_table(
+        markdown_table(
             ["setting", "runs solved", "mean iters (solved)", "paper GV (runs, mean)"], rows
         )
     )

@@ -3,7 +3,7 @@
 `python -m experiments.bench_ds_generation [--scipy N] [--tsit5 N] [--pdeopt N] [--nx 1024]
 [--rtol R ...] [--dense N]`
 
-- **PDEBench recipe** (reimplemented from `specs/benchmarks.md` §1, not PDEBench's code):
+- **PDEBench recipe** (reimplemented from PDEBench's data-generation settings, not its code):
   finite volumes, SciPy `solve_ivp` RK45 at rtol = 1e-6 (atol SciPy's default 1e-6), one
   trajectory at a time, 1024 cells, 101 saved frames to t = 500 s. The right-hand side is
   pdeopt's finite-volume operator (`problems.diffusion_sorption.fluxes`, written in NumPy), so
@@ -21,17 +21,18 @@
   `ImplicitReferenceSolver` at rtol 1e-10, is compared with the first and the difference
   printed. pdeopt's `max_steps` is raised to 5e6 for Tsit5 (stability-limited at 1024 cells).
 
-Prints one table: trajectories/s of each and the ratio against SciPy.
+Every method is timed once ([`experiments._report.time_once`][]: no warm-up; pdeopt is compiled
+ahead of time). Prints the machine fingerprint and one table: trajectories/s of each and the
+ratio against SciPy.
 """
 
 import argparse
-import os
-import platform
-import time
 
 import jax
 import jax.random as jr
 import numpy as np
+
+from experiments._report import markdown_table, print_fingerprint, time_once
 
 
 def scipy_rhs(pde):
@@ -72,6 +73,7 @@ def main() -> None:
         sample_initial_conditions,
     )
 
+    print_fingerprint()
     pde = DiffusionSorption(nx=args.nx, nt=101)
     t, _ = pde.coordinates()
     shared = args.scipy
@@ -80,26 +82,28 @@ def main() -> None:
 
     def batched(solver, num):
         run = jax.jit(jax.vmap(lambda u: solver.solve(pde, u)))
-        start = time.perf_counter()
-        compiled = run.lower(u0[:num]).compile()
-        compile_s = time.perf_counter() - start
-        start = time.perf_counter()
-        out = np.asarray(jax.block_until_ready(compiled(u0[:num])))
-        return out, time.perf_counter() - start, compile_s
+        compilation = time_once(lambda: run.lower(u0[:num]).compile())
+        solve = time_once(lambda: compilation.output(u0[:num]))
+        return np.asarray(solve.output), solve.median, compilation.median
 
     steps = 5_000_000
     fine, fine_s, _ = batched(ReferenceSolver(rtol=1.0e-10, atol=1.0e-12, max_steps=steps), shared)
     fine2, _, _ = batched(ImplicitReferenceSolver(rtol=1.0e-10, atol=1.0e-12), shared)
     rows = []
     rhs = scipy_rhs(pde)
-    start = time.perf_counter()
-    scipy_out, nfev = [], 0
-    for u in np.asarray(u0[:shared]):
-        sol = solve_ivp(rhs, (0.0, pde.t_final), u, method="RK45", t_eval=t, rtol=1.0e-6)
-        assert sol.success, sol.message
-        scipy_out.append(sol.y.T)
-        nfev += sol.nfev
-    scipy_s = time.perf_counter() - start
+
+    def scipy_solves():
+        solutions = []
+        for u in np.asarray(u0[:shared]):
+            sol = solve_ivp(rhs, (0.0, pde.t_final), u, method="RK45", t_eval=t, rtol=1.0e-6)
+            assert sol.success, sol.message
+            solutions.append(sol)
+        return solutions
+
+    scipy_timing = time_once(scipy_solves)
+    scipy_s = scipy_timing.median
+    scipy_out = [sol.y.T for sol in scipy_timing.output]
+    nfev = sum(sol.nfev for sol in scipy_timing.output)
     scipy_err = float(np.max(np.abs(np.stack(scipy_out) - fine)))
     scipy_rate = shared / scipy_s
     rows.append(("SciPy RK45 rtol=1e-6, one at a time", shared, scipy_s, "-", scipy_err))
@@ -122,18 +126,17 @@ def main() -> None:
 
     print(
         f"diffusion–sorption, {args.nx} cells, 101 frames to t=500 s; float64; "
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
-        f"{os.getloadavg()[0]:.1f}, jax {jax.__version__} on {jax.devices()[0].platform}; "
         f"fine reference: Tsit5 rtol=1e-10 ({fine_s:.1f}s), which differs from Kvaerno5+tridiag "
         f"rtol=1e-10 by {np.max(np.abs(fine - fine2)):.1e}; SciPy RHS evaluations per "
-        f"trajectory: {nfev / shared:.0f}"
+        f"trajectory: {nfev / shared:.0f}\n"
     )
-    print("| method | traj | wall s | compile s | traj/s | max err | ratio |")
-    print("|---|---|---|---|---|---|---|")
+    header = ["method", "traj", "wall s", "compile s", "traj/s", "max err", "ratio"]
+    table = []
     for label, n, wall, compile_s, err in rows:
         rate = n / wall
-        print(f"| {label} | {n} | {wall:.1f} | {compile_s} | {rate:.3f} | {err:.1e} ", end="")
-        print(f"| {rate / scipy_rate:.1f}× |")
+        cells = [label, n, f"{wall:.1f}", compile_s, f"{rate:.3f}", f"{err:.1e}"]
+        table.append([*cells, f"{rate / scipy_rate:.1f}×"])
+    print(markdown_table(header, table))
 
 
 if __name__ == "__main__":

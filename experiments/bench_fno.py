@@ -25,8 +25,8 @@ spectral convolution), so the counts agree exactly. One difference is neuraloper
 `use_channel_mlp=False`, its `FNOBlocks` applies the activation twice between Fourier layers
 (GELU(GELU(v))), one extra elementwise op per layer.
 
-Timing: after compilation (pdeopt) and warm-up steps (one for pdeopt, three for neuraloperator,
-whose memory is measured first), the two steps run in
+Timing (`experiments._report.time_alternating`): after compilation (pdeopt) and warm-up steps
+(one for pdeopt, three for neuraloperator, whose memory is measured first), the two steps run in
 alternation `--repeats` times (so load changes hit both) and the median wall time of each is
 printed, with the ratio pdeopt / neuraloperator (< 1 means pdeopt is faster; target <= 0.8).
 
@@ -42,12 +42,11 @@ Needs torch and neuraloperator: `pip install -e ".[bench]"`.
 
 import argparse
 import os
-import platform
-import statistics
-import time
 from functools import partial
 
 import numpy as np
+
+from experiments._report import markdown_row, markdown_table, print_fingerprint, time_alternating
 
 # name: (spatial shape, in_channels, width, pdeopt modes, batch). The 2-D and 3-D batches are 1
 # so that the whole run stays within minutes on a shared 2-core CPU.
@@ -75,25 +74,9 @@ def _import_torch():
     return torch, neuralop
 
 
-def _machine(torch, neuralop) -> str:
-    import jax
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    load = ", ".join(f"{v:.2f}" for v in os.getloadavg())
-    return (
-        f"machine: {cpu}, {len(os.sched_getaffinity(0))} cores usable, load average {load}\n"
-        f"jax {jax.__version__} ({jax.devices()[0].platform}); torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads); neuraloperator {neuralop.__version__}"
-    )
-
-
 def _ours(spatial, in_channels, width, modes, x, y):
-    """A jitted pdeopt training step `state -> state` and its compiled peak bytes."""
+    """A jitted pdeopt training step (no arguments; it updates the model it closes over) and its
+    compiled peak bytes."""
     import equinox as eqx
     import jax
     import jax.numpy as jnp
@@ -123,11 +106,10 @@ def _ours(spatial, in_channels, width, modes, x, y):
         inputs, target = batch
         return jnp.mean((jax.vmap(model)(inputs) - target) ** 2), None
 
-    def step(state):
-        model, opt_state = state
+    def step():
+        nonlocal model, opt_state
         model, opt_state, loss, _ = train_step(model, opt_state, loss_fn, optimizer, batch, key)
-        jax.block_until_ready(eqx.filter((model, opt_state, loss), eqx.is_array))
-        return model, opt_state
+        return eqx.filter((model, opt_state, loss), eqx.is_array)
 
     args = (model, opt_state, loss_fn, optimizer, batch, key)
     analysis = train_step.lower(*args).compile().compiled.memory_analysis()
@@ -138,11 +120,11 @@ def _ours(spatial, in_channels, width, modes, x, y):
             + analysis.output_size_in_bytes
             + analysis.temp_size_in_bytes
         )
-    return step, (model, opt_state), parameter_count(model), peak
+    return step, parameter_count(model), peak
 
 
 def _theirs(torch, spatial, in_channels, width, modes, x, y):
-    """An eager neuraloperator training step `state -> state` and its measured peak bytes."""
+    """An eager neuraloperator training step (no arguments) and its measured peak bytes."""
     import torch.nn.functional as F
     from neuralop.models import FNO
 
@@ -165,18 +147,17 @@ def _theirs(torch, spatial, in_channels, width, modes, x, y):
     inputs = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
     target = torch.from_numpy(np.ascontiguousarray(np.moveaxis(y, -1, 1)))
 
-    def step(state):
+    def step():
         loss = torch.mean((model(inputs) - target) ** 2)
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        return state
 
     def nbytes(t):
         return t.numel() * t.element_size()
 
     params = sum(p.numel() * (2 if p.is_complex() else 1) for p in model.parameters())
-    step(None)  # Creates the Adam state.
+    step()  # Creates the Adam state.
     resident = (
         sum(nbytes(p) for p in model.parameters())
         + sum(nbytes(v) for s in optimizer.state.values() for v in s.values())
@@ -186,7 +167,7 @@ def _theirs(torch, spatial, in_channels, width, modes, x, y):
     with torch.profiler.profile(
         activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True
     ) as prof:
-        step(None)
+        step()
     events = sorted(
         (e.start_ns(), e.nbytes())
         for e in prof.profiler.kineto_results.events()
@@ -196,19 +177,7 @@ def _theirs(torch, spatial, in_channels, width, modes, x, y):
     for _, n in events:
         live += n
         extra = max(extra, live)
-    return step, None, params, resident + extra
-
-
-def _median_times(fns, states, repeats: int) -> tuple[list[float], list]:
-    """Median wall time of each `fn(state) -> state`, run in alternation after a warm-up."""
-    states = [fn(s) for fn, s in zip(fns, states)]
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            states[i] = fn(states[i])
-            times[i].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times], states
+    return step, params, resident + extra
 
 
 def main(argv=None):
@@ -225,7 +194,10 @@ def main(argv=None):
     torch, neuralop = _import_torch()  # Fail fast, before any compilation.
     torch.set_num_threads(args.torch_threads)
 
-    print(_machine(torch, neuralop))
+    print_fingerprint(
+        torch=f"{torch.__version__} ({torch.get_num_threads()} threads)",
+        neuraloperator=neuralop.__version__,
+    )
     print(
         f"FNO training step (forward + backward + Adam), float32, depth {DEPTH}, projection "
         f"{PROJECTION_CHANNELS}, out_channels {OUT_CHANNELS}, median of {args.repeats} steps "
@@ -247,20 +219,18 @@ def main(argv=None):
         "pdeopt MiB",
         "neuralop MiB",
     ]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
+    print(markdown_table(header, []))
     rng = np.random.default_rng(0)
     for name in args.rows:
         spatial, in_channels, width, modes, batch = ROWS[name]
         x = rng.standard_normal((batch, *spatial, in_channels), dtype=np.float32)
         y = rng.standard_normal((batch, *spatial, OUT_CHANNELS), dtype=np.float32)
-        ours, ours_state, ours_params, ours_peak = _ours(spatial, in_channels, width, modes, x, y)
-        theirs, theirs_state, theirs_params, theirs_peak = _theirs(
+        ours, ours_params, ours_peak = _ours(spatial, in_channels, width, modes, x, y)
+        theirs, theirs_params, theirs_peak = _theirs(
             torch, spatial, in_channels, width, modes, x, y
         )
-        (t_ours, t_theirs), _ = _median_times(
-            (ours, theirs), [ours_state, theirs_state], args.repeats
-        )
+        timings = time_alternating({"pdeopt": ours, "neuralop": theirs}, args.repeats)
+        t_ours, t_theirs = timings["pdeopt"].median, timings["neuralop"].median
         their_modes = tuple(2 * m for m in modes[:-1]) + (2 * modes[-1] - 2,)
         ratio = t_ours / t_theirs
         cells = [
@@ -279,7 +249,7 @@ def main(argv=None):
             f"{ours_peak / 2**20:.0f}",
             f"{theirs_peak / 2**20:.0f}",
         ]
-        print("| " + " | ".join(map(str, cells)) + " |", flush=True)
+        print(markdown_row(cells), flush=True)
     print(f"\nload average at the end: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -28,54 +28,35 @@ timed (its cost is identical for both). Peak memory is XLA's compile-time estima
 import argparse
 import dataclasses
 import math
-import platform
-import time
+from functools import partial
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
 import optimistix as optx
 
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}; {jax.device_count()} × {jax.devices()[0].device_kind}; jax {jax.__version__}"
+from experiments._report import markdown_row, markdown_table, print_fingerprint, time_alternating
 
 
 def repeated_ic(pde, repeats: int):
-    """`pde` with its IC rows repeated `repeats` times (the original PI-HC's defect D2)."""
+    """`pde` with its IC block repeated `repeats` times (the original PI-HC's defect D2),
+    each copy scaled by √repeats, so the IC share of the objective grows `repeats`-fold."""
+    from pdeopt.constraints import Boundary
     from problems.diffusion_sorption import DiffusionSorption
 
     class RepeatedIC(DiffusionSorption):
         repeats: int = eqx.field(static=True, default=1)
 
-        def boundary_locations(self):
-            locations = super().boundary_locations()
-            return {**locations, "ic": np.tile(locations["ic"], (self.repeats, 1))}
-
-        def boundary_residuals(self, qb, condition):
-            rows = super().boundary_residuals(qb, condition)
-            return {**rows, "ic": math.sqrt(self.repeats) * jnp.tile(rows["ic"], self.repeats)}
+        @property
+        def blocks(self):
+            ic, *rest = super().blocks
+            scale = math.sqrt(self.repeats)
+            scaled = lambda u, c, x: scale * ic.residual(u, c, x)
+            return (Boundary(ic.name, ic.axis, ic.side, scaled),) * self.repeats + tuple(rest)
 
     fields = {f.name: getattr(pde, f.name) for f in dataclasses.fields(pde)}
     return RepeatedIC(**fields, repeats=repeats)
-
-
-def _timed(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))  # Warm-up after compilation.
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def _peak_bytes(fn, *args) -> int:
@@ -122,20 +103,16 @@ def main() -> None:
     solver = optx.LevenbergMarquardt(rtol=1e-6, atol=1e-8)
     common = dict(num_basis=args.basis, solver=solver, max_steps=args.max_steps, throw=False)
 
-    print(f"machine: {_machine()}")
+    print_fingerprint()
     print(
         f"grid {args.nt}×{args.nx}, batch {args.batch}, N={args.basis}, K={args.experts}, "
         f"points {'per expert' if args.per_expert else 'in total'}, MoE IC/BC rows "
         f"{'local' if args.local_rows else 'global'}, PI-HC IC rows ×{args.hc_ic_repeats}, "
-        f"LM max_steps {args.max_steps}, median of {args.repeats}"
+        f"LM max_steps {args.max_steps}, median of {args.repeats}\n"
     )
-    header = (
-        f"{'points':>8} | {'HC infer s':>10} {'MoE infer s':>11} {'speedup':>7} | "
-        f"{'HC train s':>10} {'MoE train s':>11} {'speedup':>7} | {'HC MB':>8} {'MoE MB':>8} | "
-        f"{'HC steps':>8} {'MoE steps':>9}"
-    )
-    print(header)
-    print("-" * len(header))
+    header = ["points", "HC infer s", "MoE infer s", "speedup", "HC train s", "MoE train s"]
+    header += ["speedup", "HC MB", "MoE MB", "HC steps", "MoE steps"]
+    print(markdown_table(header, []))
     for points in args.points:
         per_expert = points if args.per_expert else points // args.experts
         layers = {
@@ -163,24 +140,26 @@ def main() -> None:
             infer = jax.jit(forward)
             train = jax.jit(jax.value_and_grad(loss))
             try:
+                timings = time_alternating(
+                    {"infer": partial(infer, basis), "train": partial(train, basis)}, args.repeats
+                )
                 row[name] = {
-                    "infer": _timed(infer, basis, repeats=args.repeats),
-                    "train": _timed(train, basis, repeats=args.repeats),
+                    "infer": timings["infer"].median,
+                    "train": timings["train"].median,
                     "mb": _peak_bytes(train, basis) / 2**20,
-                    "steps": float(jnp.mean(infer(basis)[1]["num_steps"])),
+                    "steps": float(jnp.mean(infer(basis)[1].num_steps)),
                 }
             except ValueError as e:  # e.g. more points than an expert's block holds.
-                print(f"{points:>8} | skipped: {e}")
+                print(markdown_row([points, f"skipped: {e}"]))
                 break
         else:
             hc, moe = row["hc"], row["moe"]
-            print(
-                f"{points:>8} | {hc['infer']:10.4f} {moe['infer']:11.4f} "
-                f"{hc['infer'] / moe['infer']:6.2f}× | {hc['train']:10.4f} {moe['train']:11.4f} "
-                f"{hc['train'] / moe['train']:6.2f}× | {hc['mb']:8.1f} {moe['mb']:8.1f} | "
-                f"{hc['steps']:8.1f} {moe['steps']:9.1f}",
-                flush=True,
-            )
+            cells = [points]
+            for key in ("infer", "train"):
+                cells += [f"{hc[key]:.4f}", f"{moe[key]:.4f}", f"{hc[key] / moe[key]:.2f}×"]
+            for key in ("mb", "steps"):
+                cells += [f"{hc[key]:.1f}", f"{moe[key]:.1f}"]
+            print(markdown_row(cells), flush=True)
 
 
 if __name__ == "__main__":

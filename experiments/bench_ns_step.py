@@ -6,9 +6,9 @@
 Both solvers advance the same unforced vorticity equation w_t + v·∇w = ν Δw on the unit
 torus, with the same resolution, time step (`--dt`, default 1e-3, the data recipe's), viscosity
 and 2/3 dealiasing fraction, `--steps` steps inside one jitted `lax.scan`, timed after a
-compilation run with `block_until_ready` (best of `--repeats` runs, taken in alternation so
-that load changes hit both); both keep the state in Fourier space between steps (exponax's
-`step_fourier`). The methods differ:
+compilation run with `block_until_ready` (median of `--repeats` runs, taken in alternation so
+that load changes hit both: `experiments._report.time_alternating`); both keep the state in
+Fourier space between steps (exponax's `step_fourier`). The methods differ:
 
 - pdeopt (`problems.navier_stokes.ReferenceSolver`): Crank–Nicolson diffusion + Heun
   advection, two nonlinear evaluations per step, each in Basdevant's four-FFT form (8 real
@@ -30,9 +30,12 @@ Needs exponax: `pip install -e ".[bench]"`.
 """
 
 import argparse
-import time
+from functools import partial
+from importlib.metadata import version
 
 import jax
+
+from experiments._report import markdown_row, markdown_table, print_fingerprint, time_alternating
 
 
 def _import_exponax():
@@ -46,29 +49,13 @@ def _import_exponax():
     return exponax
 
 
-def _time(fns, state, repeats: int) -> list[float]:
-    """Best wall time of each `fn(state)` after one compilation run each.
-
-    The functions are timed in alternation, so that a change of machine load affects both.
-    """
-    for fn in fns:
-        jax.block_until_ready(fn(state))
-    best = [float("inf")] * len(fns)
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            start = time.perf_counter()
-            jax.block_until_ready(fn(state))
-            best[i] = min(best[i], time.perf_counter() - start)
-    return best
-
-
 def _pdeopt_run(n: int, steps: int, dt: float, viscosity: float, dtype):
     """`steps` pdeopt steps of a batch of fields, as one jitted function."""
     import jax.numpy as jnp
 
     from problems.navier_stokes import NavierStokes2D, ReferenceSolver
 
-    grid = NavierStokes2D(nx=n, nt=4, viscosity=viscosity).space_grid
+    grid = NavierStokes2D(nx=n, nt=6, viscosity=viscosity).space_grid  # nt: unused
     solver = ReferenceSolver(dt=dt)
     step = jax.vmap(solver.stepper(grid, viscosity, dt, dtype))
     mask = jnp.asarray(solver.mask(grid), dtype)
@@ -113,26 +100,28 @@ def run(sizes, steps, batch, dt, viscosity, order, repeats, dtype):
     from problems.navier_stokes import sample_initial_conditions
 
     exponax = _import_exponax()
-    device = jax.devices()[0]
+    print_fingerprint(exponax=version("exponax"))
     print(
         f"2-D Navier–Stokes vorticity step, nu={viscosity:g}, dt={dt:g}, {steps} steps per run, "
-        f"batch {batch}, {np.dtype(dtype).name}, best of {repeats}; device: "
-        f"{device.device_kind} ({device.platform})"
+        f"batch {batch}, {np.dtype(dtype).name}, median of {repeats}\n"
     )
-    print(f"{'n':>5} {'pdeopt steps/s':>15} {'exponax steps/s':>16} {'ratio':>7} {'rel diff':>9}")
+    header = ["n", "pdeopt steps/s", "exponax steps/s", "ratio", "rel diff"]
+    print(markdown_table(header, []))
     for n in sizes:
         w0 = sample_initial_conditions(batch, n, key=jr.key(0)).astype(dtype)
         ours = _pdeopt_run(n, steps, dt, viscosity, dtype)
         theirs = _exponax_run(exponax, n, steps, dt, viscosity, order)
-        t_ours, t_theirs = _time((ours, theirs), w0, repeats)
+        timings = time_alternating(
+            {"pdeopt": partial(ours, w0), "exponax": partial(theirs, w0)}, repeats
+        )
+        t_ours, t_theirs = timings["pdeopt"].median, timings["exponax"].median
         # exponax's velocity is ∇^⊥(Δ⁻¹w) = −(ours): its solution from −w0 is −(ours from w0).
-        a, b = np.asarray(ours(w0)), -np.asarray(theirs(-w0))
+        a, b = np.asarray(timings["pdeopt"].output), -np.asarray(theirs(-w0))
         diff = np.linalg.norm(a - b) / np.linalg.norm(b)
         ours_rate, theirs_rate = steps / t_ours, steps / t_theirs
-        print(
-            f"{n:>5} {ours_rate:>15.1f} {theirs_rate:>16.1f} {ours_rate / theirs_rate:>7.2f} "
-            f"{diff:>9.1e}"
-        )
+        ratio = ours_rate / theirs_rate
+        cells = [n, f"{ours_rate:.1f}", f"{theirs_rate:.1f}", f"{ratio:.2f}", f"{diff:.1e}"]
+        print(markdown_row(cells), flush=True)
 
 
 def main(argv=None):

@@ -1,5 +1,5 @@
-"""Scaling benchmark: PDE-constrained control on growing grids (spec `al-sketch-newton.md` §11.3
-"extensions", §16.6).
+"""Scaling benchmark: PDE-constrained control on growing grids, beyond the N = 3 of the
+AdaSketch-Newton paper (Hong et al., ICML 2023).
 
     python -m experiments.bench_scaling                                   # N = 16 … 256
     python -m experiments.bench_scaling --sizes 16,32 --solvers LU,GMRES,NYSTROM,IPOPT
@@ -10,7 +10,7 @@ semilinear control extension (`semilinear_control(N)`, −Δ_h y + y³ = u). For
 inner solver pdeopt runs `ExactAugmentedLagrangianNewton` in **practical** mode
 (`PracticalSafeguards`: matrix-free, inner solves to ‖r‖ ≤ δ‖∇L‖ with δ = δ₀ = 0.1) until
 ‖∇L‖ ≤ `--tol` (1e-6), and reports wall time (after a warm-up compile of the same size), outer
-iterations, inner steps and pdeopt's spec-§9 flop estimate (a dense-K model: a matvec counts
+iterations, inner steps and pdeopt's flop estimate (a dense-K cost model: a matvec counts
 2N² although the stencil matvec costs O(N), so it overstates the work of iterative solvers on
 these sparse problems). Inner solvers:
 
@@ -49,6 +49,7 @@ jax.config.update("jax_enable_x64", True)
 import lineax as lx  # noqa: E402
 
 from experiments import _baselines as B  # noqa: E402
+from experiments._report import fmt, markdown_table, print_fingerprint  # noqa: E402
 from pdeopt.solvers import (  # noqa: E402
     BlockSketchProject,
     ExactAugmentedLagrangianNewton,
@@ -155,7 +156,7 @@ def main(argv=None):
     sizes = [int(s) for s in args.sizes.split(",")]
     labels = args.solvers.split(",")
     print("# Scaling benchmark: PDE-constrained control\n")
-    print(B.machine_description() + "\n")
+    print_fingerprint()
     print(
         f"target ‖∇L‖ ≤ {args.tol:g}; pdeopt in practical mode (δ₀ = 0.1), inner cap "
         f"{args.max_inner_steps} steps per outer iteration, outer cap {args.max_steps}; "
@@ -163,7 +164,7 @@ def main(argv=None):
         f"IPOPT tol {args.ipopt_tol:g}.\n"
     )
     if "IPOPT" in labels and not B.has("casadi"):
-        print(f"IPOPT skipped: casadi is not installed ({B._INSTALL_HINT}).\n")
+        print(f"IPOPT skipped: casadi is not installed ({B.INSTALL_HINT}).\n")
         labels.remove("IPOPT")
 
     for kind in args.problems.split(","):
@@ -243,16 +244,16 @@ def main(argv=None):
                         label,
                         status,
                         f"{r.time:.3f}",
-                        B.fmt(r.time / ipopt_time, ".2f"),
+                        fmt(r.time / ipopt_time, ".2f"),
                         r.iterations,
-                        B.fmt(r.kkt),
+                        fmt(r.kkt),
                         "—" if inner is None or label == "LU" else f"{int(inner)}",
                         "—" if flops is None else f"{float(flops):.2e}",
                     ]
                 )
         print(f"\n## {kind} control\n")
         print(
-            B.markdown_table(
+            markdown_table(
                 [
                     "N",
                     "n = 2N²",
@@ -263,7 +264,7 @@ def main(argv=None):
                     "outer iters",
                     "final KKT",
                     "inner steps",
-                    "flops (§9 dense model)",
+                    "flops (dense cost model)",
                 ],
                 rows,
             )

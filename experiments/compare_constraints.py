@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments._common import compose
+from experiments._report import markdown_table
 from experiments.train import run
 
 CONSTRAINTS = ("soft", "hard", "moe")
@@ -64,26 +65,25 @@ def main() -> None:
 
 
 def format_table(results: dict, args) -> str:
-    head = "| method | test rel. L2 (mean ± std over seeds) | pooled per-sample std |"
-    head += "".join(f" {label} |" for _, label in COLUMNS) + " steps/s |"
-    lines = [head, "|" + "---|" * (3 + len(COLUMNS) + 1)]
+    header = ["method", "test rel. L2 (mean ± std over seeds)", "pooled per-sample std"]
+    header += [label for _, label in COLUMNS] + ["steps/s"]
     names = {"soft": "PI-SC", "hard": "PI-HC", "moe": "PI-HC-MoE"}
+    rows = []
     for constraint, runs in results.items():
         means = np.array([m["test_rel_l2"] for m in runs])
         pooled = np.concatenate([m["test_rel_l2_per_sample"] for m in runs])
-        row = f"| {names.get(constraint, constraint)} | {means.mean():.4f} ± {means.std():.4f} "
-        row += f"| {pooled.std():.4f} |"
+        row = [names.get(constraint, constraint), f"{means.mean():.4f} ± {means.std():.4f}"]
+        row.append(f"{pooled.std():.4f}")
         for key, _ in COLUMNS:
             values = [m["constraint_report"].get(key) for m in runs]
-            row += " – |" if None in values else f" {np.mean(values):.2e} |"
-        row += f" {np.mean([m['steps_per_s'] for m in runs]):.1f} |"
-        lines.append(row)
-    lines.append("")
-    lines.append(
+            row.append("–" if None in values else f"{np.mean(values):.2e}")
+        row.append(f"{np.mean([m['steps_per_s'] for m in runs]):.1f}")
+        rows.append(row)
+    note = (
         f"Seeds {args.seeds}; overrides {args.overrides or 'none'}; relative L2 is per sample "
         "over the whole (t, x) field, test split = the last problem.n_test seeds."
     )
-    return "\n".join(lines)
+    return markdown_table(header, rows) + "\n\n" + note
 
 
 if __name__ == "__main__":

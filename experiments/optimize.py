@@ -5,8 +5,8 @@
         linear_solver=gaussian_sketch
 
 Prints the per-iteration history (iteration, ‖∇L‖, α, inner steps), the result, x*, λ* and,
-where the paper reports one, its outer iteration count beside ours (spec
-`specs/al-sketch-newton.md` §11). The config is `configs/optimize.yaml`; `--help` lists the
+where the paper (Hong et al., ICML 2023) reports one, its outer iteration count beside ours.
+The config is `configs/optimize.yaml`; `--help` lists the
 groups (`constrained_solver`: faithful, practical; `linear_solver`: lu, gmres,
 gaussian_sketch, kaczmarz, block_sketch, nystrom_pcg).
 """
@@ -21,7 +21,7 @@ from experiments._common import CONFIG_DIR, instantiate
 
 APPLICATIONS = ("poisson_control", "semilinear_control", "logistic_regression")
 
-# Paper outer iterations (GV / RK, May runs) for the application problems (spec §11.2–§11.3).
+# Paper outer iterations (GV / RK, May runs) for the application problems.
 _POISSON_PAPER = {"gv": 4, "rk": 3}
 _LOGREG_PAPER = {  # real LIBSVM data; ours is a synthetic stand-in of the same (N, d)
     "ionosphere_scale": (8, 9),

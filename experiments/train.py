@@ -4,7 +4,6 @@ Writes to the Hydra run directory: `config.yaml` (resolved), `metrics.json`, `pr
 and `model.eqx`; the last line printed is `test_rel_l2=<mean> ± <std> ...`.
 """
 
-import copy
 import logging
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from experiments._common import CONFIG_DIR, instantiate, save_config
 from experiments._plots import axis_names, plot_prediction
@@ -33,7 +32,6 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     wall_start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
     problem = instantiate(cfg.problem)
-    cfg = drop_absent_blocks(cfg, {"pde", *problem.pde.boundary_locations()})
     save_config(cfg, run_dir / "config.yaml")
 
     constraint = instantiate(cfg.constraint)
@@ -50,9 +48,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             "problem.data_dir at data made with this problem config."
         )
     model_key, train_key = jr.split(jr.key(cfg.seed))
-    model = instantiate(cfg.model)(
-        in_channels=problem.in_channels, out_channels=constraint.num_outputs, key=model_key
-    )
+    in_channels = problem.pde.inputs(jnp.asarray(train_set.conditions[0])).shape[-1]
+    model = build_model(cfg.model, problem.pde, in_channels, constraint, model_key)
     loss = PhysicsLoss(problem.pde, constraint)
     test_loss = PhysicsLoss(test_pde, constraint)
     test_conditions = jnp.asarray(test_set.conditions)
@@ -116,47 +113,45 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     return metrics
 
 
-# Residual blocks whose weights the constraint configs name for every problem.
-_BOUNDARY_BLOCKS = ("ic", "bc")
+def build_model(cfg_model: DictConfig, pde, in_channels: int, constraint, key):
+    """The model of `cfg_model` for `pde`: `in_channels` inputs, the constraint's outputs, and
+    whatever the PDE's quantity source asks of the model (an autodiff basis's orders)."""
+    options = pde.derivatives.model_options(pde)
+    factory = instantiate(cfg_model)
+    try:
+        return factory(
+            in_channels=in_channels, out_channels=constraint.num_outputs, key=key, **options
+        )
+    except TypeError as error:
+        if not options:
+            raise
+        raise ValueError(
+            f"{type(pde).__name__} takes its quantities from {type(pde.derivatives).__name__}, "
+            f"which needs a model that accepts {sorted(options)} ({error}); use "
+            "model=deeponet_basis (or another pdeopt.models.autodiff_basis config)."
+        ) from None
 
 
-def drop_absent_blocks(cfg: DictConfig, blocks: set[str]) -> DictConfig:
-    """`cfg` without the `ic`/`bc` weights of a PDE that has no such residual block.
-
-    The constraint configs weight `pde`, `ic` and `bc`, and the constraints refuse a weight
-    for a block the PDE does not produce. Periodic problems (Burgers, diffusion–reaction) have
-    no `bc` block and steady ones (Darcy, Poisson) no `ic` block, so those two weights are
-    dropped (and logged) here; any other unknown name still fails in the constraint.
-    """
-    cfg = copy.deepcopy(cfg)
-    for weights in cfg.constraint.values():
-        if not isinstance(weights, DictConfig):
-            continue
-        for name in _BOUNDARY_BLOCKS:
-            if name in weights and name not in blocks:
-                with open_dict(weights):
-                    del weights[name]
-                log.info("The PDE has no '%s' block: dropped its constraint weight.", name)
-    return cfg
-
-
-_REPORT_ROWS = (
-    ("pde_rms_collocation", "PDE residual RMS at the constrained collocation points"),
-    ("pde_rms_heldout", "PDE residual RMS at held-out grid points"),
-    ("ic_rms", "initial-condition violation RMS"),
-    ("bc_rms", "boundary-condition violation RMS"),
-    ("seam_rms", "seam (jump across expert interfaces) RMS"),
-    ("seam_max", "seam max"),
-    ("converged_fraction", "fraction of converged solves"),
-)
+_LABELS = {
+    "pde_rms_collocation": "PDE residual RMS at the constrained collocation points",
+    "pde_rms_heldout": "PDE residual RMS at held-out grid points",
+    "ic_rms": "initial-condition violation RMS",
+    "bc_rms": "boundary-condition violation RMS",
+    "seam_rms": "seam (jump across expert interfaces) RMS",
+    "seam_max": "seam max",
+    "converged_fraction": "fraction of converged solves",
+}
 
 
 def format_report(report: dict[str, float], num: int) -> str:
-    """The constraint-satisfaction report as a small table (layer vs raw network)."""
+    """The constraint-satisfaction report as a small table (layer vs raw network): every
+    residual block of the PDE, whatever its name, then the seam and the converged fraction."""
     lines = [f"constraint report (mean over {num} test samples)  {'layer':>11}  {'raw net':>11}"]
-    for key, label in _REPORT_ROWS:
-        if key not in report:
-            continue
+    keys = [k for k in report if not k.startswith("raw_")]
+    order = list(_LABELS)
+    keys.sort(key=lambda k: order.index(k) if k in order else order.index("seam_rms") - 0.5)
+    for key in keys:
+        label = _LABELS.get(key, f"'{key.removesuffix('_rms')}' block violation RMS")
         raw = report.get(f"raw_{key}")
         raw = f"{raw:11.3e}" if raw is not None else f"{'-':>11}"
         lines.append(f"  {label:<52}{report[key]:11.3e}  {raw}")

@@ -15,6 +15,3 @@ class RESULTS(optx.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "G Gᵀ fell below the singularity threshold."
     )
     penalty_cap = "The penalty parameters reached their caps without a sufficient descent step."
-    inner_max_steps_reached = (
-        "The inner linear solver hit its step cap before reaching the accuracy condition."
-    )

@@ -91,5 +91,7 @@ def test_bad_orders():
         derivatives(_fn, jnp.zeros((3, 2)), {"u_x": (1,)})
     with pytest.raises(ValueError, match="non-negative"):
         derivatives(_fn, jnp.zeros((3, 2)), {"u_x": (0, -1)})
-    with pytest.raises(ValueError, match="coordinates last"):
+    # The annotation `x: Float[Array, "*points dim"]` rejects it first under jaxtyping's runtime
+    # checks (the test run), with a `jaxtyping.TypeCheckError` (a TypeError).
+    with pytest.raises((ValueError, TypeError), match="coordinates last|parameter 'x'"):
         derivatives(_fn, jnp.float64(1.0), {"u": (0, 0)})

@@ -72,24 +72,53 @@ def test_residual_of_reference_small(run64):
 def test_quantities_linear_and_residual_bilinear(getkey):
     pde = Burgers(nx=16, nt=5)
     a, b = jr.normal(getkey(), pde.grid_shape), jr.normal(getkey(), pde.grid_shape)
-    quantities = jax.jit(pde.interior_quantities)
+    quantities = jax.jit(pde.linear_quantities)
     qa, qb, qab = (quantities(f) for f in (a, b, 2 * a - 3 * b))
-    assert set(qa) == {"u", "u_t", "u_x", "u_xx"}
+    assert set(qa) == {"u", "u_t", "u_x", "u_xx"} == set(pde.quantities)
     for name in qa:
         np.testing.assert_allclose(qab[name], 2 * qa[name] - 3 * qb[name], atol=1e-10)
     basis = jr.normal(getkey(), (*pde.grid_shape, 3))
     omega = jnp.array([0.5, -1.0, 2.0])
+    u0 = jnp.zeros(16)
 
     @jax.jit
     def both(basis, omega):
-        per_basis = jax.vmap(pde.interior_quantities, in_axes=-1, out_axes=-1)(basis)
+        per_basis = jax.vmap(pde.linear_quantities, in_axes=-1, out_axes=-1)(basis)
         combined = {k: v @ omega for k, v in per_basis.items()}
-        direct = pde.residuals(basis @ omega, jnp.zeros(16))["pde"]
-        return pde.interior_residual(combined, None), direct
+        direct = pde.residuals(basis @ omega, u0)["pde"]
+        # The layers' path: per-basis quantities from the PDE's derivatives (offset column 0).
+        source = pde.derivatives.basis(pde, basis, u0)
+        weights = jnp.append(omega, 1.0)
+        via_source = {k: v @ weights for k, v in source.interior.items()}
+        return (
+            pde.interior_residual(combined, None),
+            direct,
+            pde.interior_residual(via_source, None),
+        )
 
-    np.testing.assert_allclose(*both(basis, omega), atol=1e-9)
+    split, direct, via_source = both(basis, omega)
+    np.testing.assert_allclose(split, direct, atol=1e-9)
+    np.testing.assert_allclose(via_source, direct, atol=1e-9)
     # PDEBench convention: the diffusion coefficient is ν/π.
     assert pde.diffusivity == pytest.approx(0.01 / np.pi)
+
+
+def test_inputs_and_blocks():
+    """The derived model input: (t/T, x, u0) on the grid; one block, the initial condition."""
+    pde = Burgers(nx=8, nt=6, t_final=0.5)
+    u0 = jnp.arange(8.0)
+    inputs = pde.inputs(u0)
+    assert inputs.shape == (6, 8, 3)
+    t, x = pde.coordinates()
+    np.testing.assert_allclose(inputs[..., 0], np.broadcast_to(t[:, None] / 0.5, (6, 8)))
+    np.testing.assert_allclose(inputs[..., 1], np.broadcast_to(x, (6, 8)))
+    np.testing.assert_allclose(inputs[..., 2], np.broadcast_to(u0, (6, 8)))
+    assert pde.block_names() == ("pde", "ic")
+    (ic,) = pde.blocks
+    assert ic.locations(pde.grid).shape == (8, 2) and np.all(ic.locations(pde.grid)[:, 0] == 0)
+    u = jnp.broadcast_to(u0, pde.grid_shape) + jnp.asarray(t)[:, None]
+    np.testing.assert_allclose(pde.residuals(u, u0)["ic"], 0.0, atol=1e-14)
+    np.testing.assert_allclose(pde.residuals(u, u0 + 1.0)["ic"], -1.0, atol=1e-14)
 
 
 def test_initial_conditions():

@@ -1,9 +1,14 @@
 """Every option of every config group instantiates; bad configs fail with a clear message."""
 
+import functools
+import inspect
 from pathlib import Path
 
+import hydra
 import pytest
+from beartype.door import is_bearable
 from hydra.errors import ConfigCompositionException, InstantiationException
+from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError
 
 from experiments._common import CONFIG_DIR, compose, instantiate
@@ -23,20 +28,81 @@ def test_groups_exist():
     assert {"constrained_solver", "linear_solver"} <= set(GROUPS)
 
 
+# What a PDE's derivative source may ask of a model factory on top of the YAML
+# (`AbstractDerivatives.model_options`, e.g. the orders of an autodiff basis), for a (t, x) grid.
+MODEL_OPTIONS = {"orders": ((0, 0), (1, 0), (0, 1), (0, 2)), "coordinate_channels": 2}
+
+
+def _check_instance(obj, target):
+    """`obj` is what calling `target` returns: an instance of the class, or of the factory's
+    annotated return type."""
+    if isinstance(target, type):
+        assert isinstance(obj, target), (type(obj), target)
+    else:
+        hint = inspect.signature(target).return_annotation
+        assert hint is not inspect.Signature.empty, f"annotate the return type of {target}"
+        assert is_bearable(obj, hint), (type(obj), hint)
+
+
+def _check_value(actual, expected, where, called):
+    if isinstance(expected, dict) and "_target_" in expected:
+        _check_node(actual, expected, where, called)
+    elif isinstance(expected, dict):
+        assert set(actual) == set(expected), where
+        for key, value in expected.items():
+            _check_value(actual[key], value, f"{where}.{key}", called)
+    elif isinstance(expected, list):
+        assert len(actual) == len(expected), where
+        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
+            _check_value(a, e, f"{where}[{i}]", called)
+    else:
+        assert actual == expected, (where, actual, expected)
+
+
+def _check_fields(attributes, node, where, called):
+    """Every field of `node` that `attributes` has under its name equals the YAML value; a
+    YAML `null` asks for the constructor's default, which the object may resolve."""
+    for key, value in node.items():
+        if not key.startswith("_") and key in attributes and value is not None:
+            _check_value(attributes[key], value, f"{where}.{key}", called)
+
+
+def _attributes(obj, node):
+    return {k: getattr(obj, k) for k in node if not k.startswith("_") and hasattr(obj, k)}
+
+
+def _check_node(obj, node, where, called=False):
+    """`obj` was instantiated from the resolved YAML mapping `node`: its `_target_` resolves,
+    `obj` is an instance of it (or a partial of it holding exactly the YAML fields; `called`:
+    partials have been called, as inside a built model), and the fields it keeps under their
+    own names equal the YAML values, recursively."""
+    target = hydra.utils.get_object(node["_target_"])
+    if node.get("_partial_", False) and not called:
+        assert isinstance(obj, functools.partial) and obj.func is target, (where, obj)
+        assert set(obj.keywords) == {k for k in node if not k.startswith("_")}, where
+        _check_fields(obj.keywords, node, where, called)
+    else:
+        _check_instance(obj, target)
+        _check_fields(_attributes(obj, node), node, where, called)
+
+
 @pytest.mark.parametrize(
     "group,option", [(g, o) for g in GROUPS for o in _options(g)], ids=lambda x: str(x)
 )
 def test_every_option_instantiates(group, option, getkey):
     cfg = compose([f"{group}={option}"], config_name=PRIMARY.get(group, "config"))
-    node = cfg[group]
-    if group == "train":
-        assert node.steps > 0 and node.batch_size > 0
+    node = OmegaConf.to_container(cfg[group], resolve=True)
+    if group == "train":  # Plain settings read by `experiments.train`, no `_target_`.
+        assert "_target_" not in node
+        assert cfg[group].steps > 0 and cfg[group].batch_size > 0
         return
-    obj = instantiate(node)
-    if group == "model":  # Partial: the experiment supplies channels and key.
-        model = obj(in_channels=3, out_channels=2, key=getkey())
-        assert model is not None
-    assert obj is not None
+    obj = instantiate(cfg[group])
+    _check_node(obj, node, group)
+    if group == "model":  # Partial: the experiment supplies channels, key and model options.
+        accepted = inspect.signature(obj.func).parameters
+        options = {k: v for k, v in MODEL_OPTIONS.items() if k in accepted}
+        model = obj(in_channels=3, out_channels=2, key=getkey(), **options)
+        _check_node(model, node, group, called=True)
 
 
 @pytest.mark.parametrize("linear_solver", _options("linear_solver"))
@@ -92,7 +158,7 @@ def test_unknown_option_names_it():
         ("problem.nt=0", "problem.nt"),
         ("problem.ic=gaussian", "problem.ic"),
         ("optimizer.learning_rate=0", "optimizer.learning_rate"),
-        ("constraint.loss_weights.pde=-1.0", "weight 'pde'"),
+        ("constraint.loss_weights={pde:-1.0}", "weight 'pde'"),
     ],
 )
 def test_impossible_values(override, match):

@@ -18,6 +18,7 @@ import jax.random as jr
 import lineax as lx
 import numpy as np
 import pytest
+from helpers import kkt_norm, kkt_residual
 
 import pdeopt
 from pdeopt.solvers import (
@@ -56,15 +57,8 @@ def _run(problem, solver, key=None):
     return _solve(problem, solver, jr.key(0) if key is None else key)
 
 
-def _lagrangian(problem, lam):
-    return lambda y: (
-        problem.fn(y, problem.args) + jnp.dot(lam, problem.constraint_fn(y, problem.args))
-    )
-
-
 def _kkt(problem, x, lam):
-    grad_x = jax.grad(_lagrangian(problem, lam))(x)
-    return float(jnp.linalg.norm(jnp.concatenate([grad_x, problem.constraint_fn(x, problem.args)])))
+    return kkt_norm(problem.fn, problem.constraint_fn, x, lam, problem.args)
 
 
 def _check(problem, solver, tol):
@@ -260,10 +254,14 @@ def test_semilinear_control_converges():
 
 
 def _kkt_matrix(problem, x, lam):
-    hess = jax.hessian(_lagrangian(problem, lam))(x)
-    jac = jax.jacfwd(lambda y: problem.constraint_fn(y, problem.args))(x)
-    m = jac.shape[0]
-    return np.block([[hess, jac.T], [jac, np.zeros((m, m))]])
+    """[[∇²ₓL, Gᵀ], [G, 0]]: the Jacobian of the KKT residual (∇ₓL, c) in (x, λ)."""
+
+    def residual(z):
+        return kkt_residual(
+            problem.fn, problem.constraint_fn, z[: x.size], z[x.size :], problem.args
+        )
+
+    return np.asarray(jax.jacfwd(residual)(jnp.concatenate([x, lam])))
 
 
 @pytest.mark.parametrize("make", [poisson_control, semilinear_control])
@@ -338,7 +336,8 @@ def test_bad_preconditioner_is_rejected():
         solve(lambda x, lam, args: lx.IdentityLinearOperator(jax.eval_shape(lambda: x)))
     with pytest.raises(TypeError, match="AbstractLinearOperator"):
         solve(lambda x, lam, args: jnp.ones(27))
-    with pytest.raises(TypeError, match="must be a function"):
+    # The annotation (a callable) rejects it first under jaxtyping's runtime checks.
+    with pytest.raises(TypeError, match="must be a function|parameter 'preconditioner'"):
         solve(lx.IdentityLinearOperator(jax.ShapeDtypeStruct((27,), jnp.float64)))
 
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import kkt_residual
 
 from problems.cutest import (
     DROPPED,
@@ -118,9 +119,8 @@ def _kkt_newton(problem: ConstrainedProblem, x, lam):
     """Six Newton steps on the KKT system (grad L, c) = 0 from (x, lam)."""
 
     def residual(z):
-        xx, ll = z[: problem.n], z[problem.n :]
-        lag = lambda y: problem.fn(y, problem.args) + ll @ problem.constraint_fn(y, problem.args)
-        return jnp.concatenate([jax.grad(lag)(xx), problem.constraint_fn(xx, problem.args)])
+        y, multipliers = z[: problem.n], z[problem.n :]
+        return kkt_residual(problem.fn, problem.constraint_fn, y, multipliers, problem.args)
 
     def newton_step(_, z):
         return z - jnp.linalg.solve(jax.jacfwd(residual)(z), residual(z))

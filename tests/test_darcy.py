@@ -58,15 +58,30 @@ def small(tmp_path_factory):
 def test_quantities_linear():
     pde = Darcy(n=8)
     a, b = jr.normal(jr.key(0), (2, 8, 8))
-    for quantities in (pde.interior_quantities, pde.boundary_quantities):
+    traces = lambda u: dict(enumerate(pde.derivatives.traces(pde, u)))  # the bc rows' traces
+    for quantities in (pde.linear_quantities, traces):
         qa, qb, qab = quantities(a), quantities(b), quantities(2 * a - 3 * b)
         for k in qa:
             np.testing.assert_allclose(qab[k], 2 * qa[k] - 3 * qb[k], atol=1e-10)
     # Pointwise: the residual at gathered points equals the grid residual at those points.
-    q = pde.interior_quantities(a) | pde.interior_coefficients(b + 3.0)
+    q = pde.linear_quantities(a) | pde.interior_coefficients(b + 3.0)
     points = np.array([0, 9, 27, 63])
     gathered = pde.interior_residual({k: v.ravel()[points] for k, v in q.items()}, None)
     np.testing.assert_allclose(gathered, pde.interior_residual(q, None).ravel()[points])
+    np.testing.assert_allclose(pde.residuals(a, b + 3.0)["pde"], pde.interior_residual(q, None))
+
+
+def test_inputs_and_blocks():
+    """The derived input (x, y, a) on the cell centres; the four faces form one block "bc"."""
+    pde = Darcy(n=8)
+    a = jnp.arange(64.0).reshape(8, 8)
+    inputs = pde.inputs(a)
+    assert inputs.shape == (8, 8, 3)
+    np.testing.assert_allclose(inputs[2, 5, :2], [2.5 / 8, 5.5 / 8])
+    np.testing.assert_allclose(inputs[..., 2], a)
+    assert pde.block_names() == ("pde", "bc")
+    assert [b.locations(pde.grid).shape for b in pde.blocks] == [(8, 2)] * 4
+    assert pde.residuals(a, a)["bc"].shape == (32,)
 
 
 def test_load_writes_pdebench_darcy_layout(small):
@@ -78,7 +93,9 @@ def test_load_writes_pdebench_darcy_layout(small):
         assert "x-coordinate" in f and "y-coordinate" in f
     a, u = train.conditions, train.solutions
     assert set(np.unique(a)) == {3.0, 12.0}
-    np.testing.assert_array_equal(small.coefficients([2])[0], a[2])  # seed-wise, any batch
+    np.testing.assert_array_equal(
+        small.sample_inputs(small.pde, np.array([2]))[0], a[2]
+    )  # seed-wise, any batch
     r = jax.vmap(small.pde.residuals)(jnp.asarray(u), jnp.asarray(a))
     assert float(jnp.max(jnp.abs(r["pde"]))) < 1e-8  # the solver solves the residual's scheme
     assert float(jnp.max(jnp.abs(r["bc"]))) < 0.1 * float(np.max(u))  # u ≈ 0 on the faces
@@ -106,5 +123,5 @@ def test_hard_constraint_on_darcy():
         num_basis=3, num_points=30, ridge=1e-8, row_weights=weights, loss_weights=weights
     )
     u_hc, stats = layer(pde, basis, a, key=jr.key(3))
-    assert bool(stats["converged"][0])
+    assert bool(stats.converged[0])
     np.testing.assert_allclose(u_hc, u, atol=1e-6 * float(jnp.max(jnp.abs(u))))

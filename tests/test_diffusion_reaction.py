@@ -26,7 +26,7 @@ def test_constant_initial_condition_is_logistic():
 def test_second_order_in_space_and_small_residual():
     """Refining nx 32 → 64 → 128 (nested periodic points): second order in space."""
     problem = DiffusionReactionProblem(nx=128, nt=6)
-    u0 = problem.initial_conditions([3])[0]
+    u0 = problem.sample_inputs(problem.pde, np.array([3]))[0]
     finals = {}
     for nx in (32, 64, 128):
         pde = DiffusionReaction(nx=nx, nt=6)

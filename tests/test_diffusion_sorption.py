@@ -152,14 +152,38 @@ def test_reference_residual_small_and_decreasing():
 
 
 def test_residual_on_basis_is_linear():
-    """The interior and boundary quantities are linear, as the hard constraints require."""
+    """The interior quantities and boundary traces are linear, as the hard constraints require."""
     pde = DiffusionSorption(nx=16, nt=9)
     key1, key2 = jr.split(jr.key(0))
     a, b = jr.normal(key1, pde.grid_shape), jr.normal(key2, pde.grid_shape)
-    for quantities in (pde.interior_quantities, pde.boundary_quantities):
+    traces = lambda u: dict(enumerate(pde.derivatives.traces(pde, u)))  # the ic/bc rows' traces
+    for quantities in (pde.linear_quantities, traces):
         qa, qb, qab = quantities(a), quantities(b), quantities(2 * a - 3 * b)
         for name in qa:
             np.testing.assert_allclose(qab[name], 2 * qa[name] - 3 * qb[name], atol=1e-10)
+
+
+def test_inputs_and_blocks():
+    """The derived input (t/T, x, u0); "ic", and "bc" (Dirichlet at x = 0, Robin at x = 1)."""
+    pde = DiffusionSorption(nx=16, nt=9)
+    u0 = jnp.linspace(0.0, 1.0, 16)
+    inputs = pde.inputs(u0)
+    t, x = pde.coordinates()
+    assert inputs.shape == (9, 16, 3)
+    np.testing.assert_allclose(inputs[:, 3, 0], t / pde.t_final)
+    np.testing.assert_allclose(inputs[4, :, 1], x)
+    np.testing.assert_allclose(inputs[..., 2], np.broadcast_to(u0, (9, 16)))
+    assert pde.block_names() == ("pde", "ic", "bc")
+    assert [(b.name, b.orders) for b in pde.blocks] == [("ic", (0,)), ("bc", (0,)), ("bc", (0, 1))]
+    # u = 1 + s·x with s = −1/(1 − σD) satisfies u(0) = 1 and u(1) = σ D u_x(1); the traces
+    # extrapolated to the faces of the cell-centred axis are exact for it.
+    slope = -1.0 / (1.0 - pde.outflow_sign * pde.diffusivity)
+    u = jnp.broadcast_to(1.0 + slope * jnp.asarray(x), pde.grid_shape)
+    r = pde.residuals(u, u[0])
+    assert r["bc"].shape == (2 * 8,)
+    np.testing.assert_allclose(r["bc"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(r["ic"], 0.0, atol=1e-14)
+    assert float(jnp.max(jnp.abs(pde.residuals(u + 0.1, u[0])["bc"]))) > 0.05
 
 
 def test_bad_pde_parameters():

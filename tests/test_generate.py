@@ -4,7 +4,7 @@ import h5py
 import numpy as np
 import pytest
 
-from experiments._common import compose
+from experiments._common import compose, instantiate
 from pdeopt.data import (
     DataFileError,
     Samples,
@@ -21,9 +21,11 @@ class Interrupted(RuntimeError):
 
 
 class Counting:
-    """A `SampleGenerator` that records every call and can fail on call `fail_on`."""
+    """A `SampleGenerator` that records every call and can fail on call `fail_on`; `inner` is
+    a problem (its one data file's generator is wrapped)."""
 
-    def __init__(self, inner, fail_on=None):
+    def __init__(self, problem, fail_on=None):
+        (inner,) = problem.splits()
         self.inner, self.fail_on, self.calls = inner, fail_on, []
         self.num_samples, self.data_layout = inner.num_samples, inner.data_layout
         self.data_grid, self.data_attrs = inner.data_grid, inner.data_attrs
@@ -52,7 +54,9 @@ def reference(problem, tmp_path_factory):
 
 
 def test_matches_one_shot_generation(problem, reference):
-    np.testing.assert_allclose(reference[..., 0], problem.generate(), rtol=1e-12, atol=1e-14)
+    pde = problem.pde
+    one_shot = problem.solve(pde, problem.sample_inputs(pde, np.arange(problem.num_samples)))
+    np.testing.assert_allclose(reference[..., 0], one_shot, rtol=1e-12, atol=1e-14)
 
 
 def test_resume_after_interruption(problem, reference, tmp_path):
@@ -91,7 +95,7 @@ def test_corrupt_or_foreign_chunk_is_recomputed(problem, reference, tmp_path):
 
 
 def test_problem_load_reuses_generated_file(problem, reference):
-    generate_file(problem, problem.cache_path, chunk_size=2, progress=False)
+    assert problem.generate(chunk_size=2, progress=False) == [problem.cache_path]
     mtime = problem.cache_path.stat().st_mtime_ns
     train, test = problem.load()
     assert problem.cache_path.stat().st_mtime_ns == mtime  # read, not regenerated
@@ -103,6 +107,8 @@ def test_problem_load_reuses_generated_file(problem, reference):
 def test_bad_generators(tmp_path):
     with pytest.raises(TypeError, match="SampleGenerator"):
         generate_file(object(), tmp_path / "x.h5")
+    with pytest.raises(TypeError, match="SampleGenerator"):  # A problem has one per file.
+        generate_file(DiffusionSorptionProblem(), tmp_path / "x.h5")
 
     class Broken(Counting):
         def generate_samples(self, seeds):
@@ -131,3 +137,52 @@ def test_command(tmp_path, capsys):
     run(compose(overrides, config_name="generate"))
     assert "wrote" in capsys.readouterr().out.splitlines()[-1]
     assert read_data_file(out).data.shape == (3, 6, 16, 1)
+
+
+# Every problem config, at a tiny size: `python -m experiments.generate problem=<p>` works.
+TINY = {
+    "advection": ["problem.nx=8", "problem.nt=5"],
+    "allen_cahn": ["problem.nx=8", "problem.nt=4"],
+    "burgers": ["problem.nx=16", "problem.nt=5"],
+    "burgers_autodiff": ["problem.nx=16", "problem.nt=5"],
+    "darcy": ["problem.n=8"],
+    "diffusion_reaction": ["problem.nx=8", "problem.nt=5"],
+    "diffusion_sorption": ["problem.nx=8", "problem.nt=5"],
+    "diffusion_sorption_paper": ["problem.nx=8", "problem.nt=5"],
+    "heat": ["problem.nx=8", "problem.nt=5"],
+    "navier_stokes": ["problem.nx=8", "problem.nx_test=8", "problem.nt=4", "problem.t_final=0.1"],
+    "navier_stokes_paper": [
+        "problem.nx=8",
+        "problem.nx_test=16",
+        "problem.nt=4",
+        "problem.t_final=0.1",
+    ],
+    "poisson": ["problem.n=8"],
+    "porous_medium": ["problem.nx=8", "problem.nt=5"],
+}
+
+
+def test_every_problem_has_a_tiny_case():
+    from pathlib import Path
+
+    names = {p.stem for p in (Path(__file__).parent.parent / "configs" / "problem").glob("*.yaml")}
+    assert names == set(TINY)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_command_generates_every_problem(name, tmp_path, capsys):
+    from experiments.generate import run
+
+    sizes = ["problem.n_train=2", "problem.n_test=1", "problem.batch_size=2"]
+    overrides = [f"problem={name}", *TINY[name], *sizes, f"problem.data_dir={tmp_path}"]
+    paths = run(compose([*overrides, "progress=false"], config_name="generate"))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(paths) == len([line for line in lines if line.startswith("wrote ")]) >= 1
+    assert all(path.exists() and path.parent == tmp_path for path in paths)
+    problem = instantiate(compose(overrides, config_name="generate").problem)
+    train, test = problem.load()  # Reads what the command wrote, without regenerating.
+    assert [path.stat().st_mtime_ns for path in paths] == [p.stat().st_mtime_ns for p in paths]
+    assert len(train) == 2 and len(test) == 1
+    assert train.solutions.shape[1:] == problem.pde.grid_shape
+    assert test.solutions.shape[1:] == problem.test_pde.grid_shape
+    assert np.all(np.isfinite(train.solutions)) and np.all(np.isfinite(test.solutions))

@@ -1,5 +1,7 @@
 """Hard-constraint layers: solve accuracy, implicit gradients, experts, status, bad input."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -8,47 +10,50 @@ import numpy as np
 import optimistix as optx
 import pytest
 
-from pdeopt.constraints import AbstractPDE, HardConstraint, MoEHardConstraint
-from pdeopt.discretizations import Axis, Dirichlet, boundary_trace, derivative
+from pdeopt.constraints import (
+    AbstractDerivatives,
+    AbstractPDE,
+    Boundary,
+    FiniteDifference,
+    HardConstraint,
+    MoEHardConstraint,
+    initial_condition,
+)
+from pdeopt.discretizations import Axis, Dirichlet, Grid
+from problems.burgers import Burgers
+from problems.darcy import Darcy
 from problems.diffusion_sorption import DiffusionSorption
 
 TIGHT = optx.LevenbergMarquardt(rtol=1e-12, atol=1e-12)
 
 
 class Heat(AbstractPDE):
-    """u_t = κ u_xx on (0, 0.1) × (0, 1), u = 0 at both ends: a linear test PDE."""
+    """u_t = κ u_xx on (0, 0.1) × (0, 1), u = 0 at both ends: a linear test PDE, written as
+    a user would (physics only)."""
 
     nt: int = eqx.field(static=True)
     nx: int = eqx.field(static=True)
     kappa: float = 0.5
+    derivatives: AbstractDerivatives = FiniteDifference()
+
+    quantities: ClassVar = {"u_t": (1, 0), "u_xx": (0, 2)}
 
     @property
-    def grid_shape(self):
-        return (self.nt, self.nx)
-
-    def inputs(self, condition):
-        raise NotImplementedError
-
-    def interior_quantities(self, u):
-        t, x = Axis(self.nt, 0.0, 0.1), Axis(self.nx, 0.0, 1.0)
-        return {"u_t": derivative(u, t, 1, dim=0), "u_xx": derivative(u, x, 2, dim=1)}
+    def grid(self):
+        return Grid((Axis(self.nt, 0.0, 0.1), Axis(self.nx, 0.0, 1.0)))
 
     def interior_residual(self, q, condition):
         return q["u_t"] - self.kappa * q["u_xx"]
 
-    def boundary_quantities(self, u):
-        x = Axis(self.nx, 0.0, 1.0)
-        sides = [boundary_trace(u[1:], x, s, dim=1) for s in ("lo", "hi")]
-        return {"initial": u[0], "sides": jnp.concatenate(sides)}
-
-    def boundary_residuals(self, qb, condition):
-        return {"ic": qb["initial"] - condition, "bc": Dirichlet(0.0).residual(qb["sides"], None)}
-
-    def boundary_locations(self):
-        x, t = np.arange(self.nx), np.arange(1, self.nt)
-        ic = np.stack([0 * x, x], -1)
-        bc = np.concatenate([np.stack([t, 0 * t], -1), np.stack([t, 0 * t + self.nx - 1], -1)])
-        return {"ic": ic, "bc": bc}
+    @property
+    def blocks(self):
+        zero = lambda u, c, x: Dirichlet(0.0).residual(u[0], None)
+        later = (slice(1, None),)
+        return (
+            initial_condition(),
+            Boundary("bc", 1, "lo", zero, rows=later),
+            Boundary("bc", 1, "hi", zero, rows=later),
+        )
 
 
 def _heat_case(key, num_basis=6):
@@ -81,10 +86,10 @@ def _ds_case(key, num_basis=5):
     return pde, 0.5 + 0.5 * basis, jnp.full(16, 0.1)
 
 
-def _objective_rows(layer, pde, basis, condition, key, k=0):
-    setup = layer.setup(pde, basis, condition, key)
-    args = layer.expert_args(setup, k)
-    return lambda omega: layer._residual(pde, omega, args)
+def _objective_rows(constraint, pde, basis, condition, key):
+    """The rows of the one expert's objective, as a function of its weights."""
+    rows = constraint.objective(pde, basis, condition, key=key)
+    return lambda omega: rows(omega[None])[0]
 
 
 def test_linear_pde_matches_least_squares(getkey):
@@ -92,23 +97,23 @@ def test_linear_pde_matches_least_squares(getkey):
     pde, basis, condition = _heat_case(getkey())
     key = getkey()
     constraint = HardConstraint(num_basis=6, num_points=60, solver=TIGHT, max_steps=100)
-    omega, stats = constraint.weights(pde, basis, condition, key=key)
-    rows = _objective_rows(constraint.layer, pde, basis, condition, key)
+    _, omega, stats = constraint.solve(pde, basis, condition, key=key)
+    rows = _objective_rows(constraint, pde, basis, condition, key)
     a = jax.jacfwd(rows)(jnp.zeros(6))
     expected, *_ = np.linalg.lstsq(np.asarray(a), -np.asarray(rows(jnp.zeros(6))), rcond=None)
     np.testing.assert_allclose(omega[0], expected, rtol=1e-7, atol=1e-9)
-    assert bool(stats["converged"][0])
+    assert bool(stats.converged[0])
 
 
 def test_nonlinear_pde_reaches_stationarity(getkey):
     pde, basis, condition = _ds_case(getkey())
     key = getkey()
     constraint = HardConstraint(num_basis=5, num_points=60, solver=TIGHT, max_steps=200)
-    omega, stats = constraint.weights(pde, basis, condition, key=key)
-    rows = _objective_rows(constraint.layer, pde, basis, condition, key)
+    _, omega, stats = constraint.solve(pde, basis, condition, key=key)
+    rows = _objective_rows(constraint, pde, basis, condition, key)
     gradient = lambda w: jax.jacfwd(rows)(w).T @ rows(w)
-    initial = jnp.full(5, constraint.layer.init_weight)
-    assert bool(stats["converged"][0]) and int(stats["num_steps"][0]) > 1
+    initial = jnp.full(5, constraint.init_weight)
+    assert bool(stats.converged[0]) and int(stats.num_steps[0]) > 1
     assert jnp.linalg.norm(gradient(omega[0])) < 1e-9 * jnp.linalg.norm(gradient(initial))
 
 
@@ -121,10 +126,10 @@ def test_repeated_ic_rows_equal_an_ic_weight(getkey):
     key, repeats = getkey(), 9
     common = dict(num_basis=5, num_points=60, solver=TIGHT, max_steps=200)
     weighted = HardConstraint(row_weights={"pde": 1.0, "ic": 3.0, "bc": 1.0}, **common)
-    omega, _ = HardConstraint(**common).weights(
+    _, omega, _ = HardConstraint(**common).solve(
         repeated_ic(pde, repeats), basis, condition, key=key
     )
-    expected, _ = weighted.weights(pde, basis, condition, key=key)
+    _, expected, _ = weighted.solve(pde, basis, condition, key=key)
     np.testing.assert_allclose(omega, expected, rtol=1e-8, atol=1e-10)
 
 
@@ -182,25 +187,25 @@ def test_one_expert_equals_hard_constraint(getkey):
     u_hc, _ = HardConstraint(**options)(pde, basis, condition, key=key)
     u_moe, stats = MoEHardConstraint(parts=(1, 1), **options)(pde, basis, condition, key=key)
     np.testing.assert_allclose(u_moe, u_hc, rtol=1e-12, atol=1e-12)
-    assert float(stats["seam_rms"]) == 0.0
+    assert float(stats.seam_rms) == 0.0
 
 
-@pytest.mark.slow  # 35–55 s on a 2-core CPU; run with `pytest -m slow`
 def test_vmapped_experts_equal_loop(getkey):
     pde, basis, condition = _ds_case(getkey())
     key = getkey()
     options = dict(parts=(1, 4), num_basis=5, num_points=20, solver=TIGHT, interface_sweeps=1)
     batched = MoEHardConstraint(**options, vectorize_experts=True)
     looped = MoEHardConstraint(**options, vectorize_experts=False)
-    omega_b, stats_b = batched.weights(pde, basis, condition, key=key)
-    omega_l, stats_l = looped.weights(pde, basis, condition, key=key)
+    solve = eqx.filter_jit(lambda c: c.solve(pde, basis, condition, key=key)[1:])
+    omega_b, stats_b = solve(batched)
+    omega_l, stats_l = solve(looped)
     np.testing.assert_allclose(omega_b, omega_l, rtol=1e-6, atol=1e-9)  # Rounding order only.
     # Step counts at the 1e-12 tolerance depend on rounding order; convergence does not.
-    assert bool(jnp.all(stats_b["converged"])) and bool(jnp.all(stats_l["converged"]))
+    assert bool(jnp.all(stats_b.converged)) and bool(jnp.all(stats_l.converged))
     # Each expert is an independent solve on its own block.
     assert omega_b.shape == (4, 5) and not np.allclose(omega_b[0], omega_b[1])
-    index = np.asarray(stats_b["collocation"])
-    owner = batched.layer.partition(pde).owner
+    index = np.asarray(stats_b.collocation)
+    owner = batched.partition(pde).owner
     for k in range(4):
         assert np.all(owner[index[k]] == k) and len(set(index[k])) == 20
 
@@ -208,8 +213,9 @@ def test_vmapped_experts_equal_loop(getkey):
 def test_moe_solution_is_piecewise(getkey):
     pde, basis, condition = _ds_case(getkey())
     constraint = MoEHardConstraint(parts=(1, 4), num_basis=5, num_points=20, solver=TIGHT)
-    omega, _ = constraint.weights(pde, basis, condition, key=getkey())
-    u = constraint.layer.solution(pde, basis, condition, omega)
+    key = getkey()
+    _, omega, _ = constraint.solve(pde, basis, condition, key=key)
+    u, _ = constraint(pde, basis, condition, key=key)
     for k in range(4):
         block = slice(4 * k, 4 * k + 4)
         np.testing.assert_allclose(u[:, block], basis[:, block] @ omega[k], rtol=1e-12)
@@ -221,10 +227,10 @@ def test_interface_rows_reduce_seam(getkey):
     options = dict(parts=(1, 4), num_basis=6, num_points=30, throw=False, interface_weight=10.0)
     seams = []
     for sweeps in (0, 2):
-        _, stats = MoEHardConstraint(**options, interface_sweeps=sweeps).weights(
+        _, _, stats = MoEHardConstraint(**options, interface_sweeps=sweeps).solve(
             pde, basis, condition, key=key
         )
-        seams.append(float(stats["seam_rms"]))
+        seams.append(float(stats.seam_rms))
     assert seams[0] > 0 and seams[1] < 0.5 * seams[0], seams
 
 
@@ -232,41 +238,41 @@ def test_unconverged_solve_is_reported(getkey):
     pde, basis, condition = _ds_case(getkey())
     key = getkey()
     constraint = HardConstraint(num_basis=5, num_points=60, max_steps=2, solver=TIGHT, throw=False)
-    _, stats = constraint.weights(pde, basis, condition, key=key)
-    assert not bool(stats["converged"][0]) and bool(stats["max_steps_reached"][0])
-    assert int(stats["num_steps"][0]) == 2
+    _, _, stats = constraint.solve(pde, basis, condition, key=key)
+    assert not bool(stats.converged[0]) and bool(stats.max_steps_reached[0])
+    assert int(stats.num_steps[0]) == 2
     throwing = HardConstraint(num_basis=5, num_points=60, max_steps=2, solver=TIGHT)
     with pytest.raises(Exception, match="did not converge"):
-        jax.block_until_ready(throwing.weights(pde, basis, condition, key=key))
+        jax.block_until_ready(throwing.solve(pde, basis, condition, key=key))
 
 
 def test_nonfinite_basis(getkey):
     pde, basis, condition = _ds_case(getkey())
     basis = basis.at[3, 4, 1].set(jnp.nan)
     quiet = HardConstraint(num_basis=5, num_points=60, throw=False)
-    _, stats = quiet.weights(pde, basis, condition, key=getkey())
-    assert not bool(stats["converged"][0])
+    _, _, stats = quiet.solve(pde, basis, condition, key=getkey())
+    assert not bool(stats.converged[0])
     with pytest.raises(Exception, match="non-finite basis"):
         jax.block_until_ready(
-            HardConstraint(num_basis=5, num_points=60).weights(pde, basis, condition, key=getkey())
+            HardConstraint(num_basis=5, num_points=60).solve(pde, basis, condition, key=getkey())
         )
 
 
 def test_bad_inputs(getkey):
     pde, basis, condition = _ds_case(getkey())
     with pytest.raises(ValueError, match="does not divide the 16-point axis 1"):
-        MoEHardConstraint(parts=(1, 3), num_basis=5, num_points=4).weights(
+        MoEHardConstraint(parts=(1, 3), num_basis=5, num_points=4).solve(
             pde, basis, condition, key=getkey()
         )
     with pytest.raises(ValueError, match="residual rows for 40 basis"):
         big = jnp.ones((*pde.grid_shape, 40))
-        MoEHardConstraint(parts=(1, 4), num_basis=40, num_points=2).weights(
+        MoEHardConstraint(parts=(1, 4), num_basis=40, num_points=2).solve(
             pde, big, condition, key=getkey()
         )
     with pytest.raises(ValueError, match="out_channels"):
-        HardConstraint(num_basis=4, num_points=10).weights(pde, basis, condition, key=getkey())
+        HardConstraint(num_basis=4, num_points=10).solve(pde, basis, condition, key=getkey())
     with pytest.raises(ValueError, match="num_points=500 exceeds"):
-        HardConstraint(num_basis=5, num_points=500).weights(pde, basis, condition, key=getkey())
+        HardConstraint(num_basis=5, num_points=500).solve(pde, basis, condition, key=getkey())
     with pytest.raises(ValueError, match="constraint.num_points"):
         HardConstraint(num_points=0)
 
@@ -276,7 +282,7 @@ def test_bad_inputs(getkey):
 
     wrong = WrongShape(nx=16, nt=9)
     with pytest.raises(ValueError, match="one value per collocation point"):
-        HardConstraint(num_basis=5, num_points=10).weights(wrong, basis, condition, key=getkey())
+        HardConstraint(num_basis=5, num_points=10).solve(wrong, basis, condition, key=getkey())
 
 
 def test_report_hard_vs_raw(getkey):
@@ -292,29 +298,28 @@ def test_expert_loss_terms(getkey):
     """Equal weights: the expert loss is the FD loss of u; a jump shows only in `seam`."""
     pde, basis, condition = _ds_case(getkey())
     moe = MoEHardConstraint(parts=(1, 4), num_basis=5, num_points=20, expert_loss=True)
-    assert set(moe.loss_weights) == {"pde", "ic", "bc", "seam"}
+    assert set(moe.weights_for(pde)) == {"pde", "ic", "bc", "seam"}
+    quantities, _, _ = moe.solve(pde, basis, condition, key=getkey())
     omega = jnp.tile(jr.normal(getkey(), (1, 5)), (4, 1))
-    terms = moe.layer.expert_terms(pde, basis, omega, condition)
+    terms = moe.terms(pde, quantities, omega, condition)
     mean_squares = lambda u: {k: jnp.mean(r**2) for k, r in pde.residuals(u, condition).items()}
-    reference = mean_squares(moe.layer.solution(pde, basis, condition, omega))
+    reference = mean_squares(moe.assemble(pde, quantities, omega))
     for name in ("pde", "ic", "bc"):
         np.testing.assert_allclose(terms[name], reference[name], rtol=1e-12)
     assert float(terms["seam"]) == 0.0
 
     jump = omega.at[2].add(0.3)
-    jumped = moe.layer.expert_terms(pde, basis, jump, condition)
+    jumped = moe.terms(pde, quantities, jump, condition)
     assert float(jumped["seam"]) > 0.0
     # The PDE term sees each expert's own smooth field: no s/h² spike at the seams.
     own = lambda k: pde.interior_residual(
-        {q: v @ jump[k] for q, v in jax.vmap(pde.interior_quantities, -1, -1)(basis).items()},
+        {q: v @ jump[k] for q, v in jax.vmap(pde.linear_quantities, -1, -1)(basis).items()},
         condition,
     )
-    owner = moe.layer.partition(pde).owner.reshape(pde.grid_shape)
+    owner = moe.partition(pde).owner.reshape(pde.grid_shape)
     expected = jnp.where(owner == 2, own(2), own(0))
     np.testing.assert_allclose(jumped["pde"], jnp.mean(expected**2), rtol=1e-12)
-    assert float(jumped["pde"]) < float(
-        mean_squares(moe.layer.solution(pde, basis, condition, jump))["pde"]
-    )
+    assert float(jumped["pde"]) < float(mean_squares(moe.assemble(pde, quantities, jump))["pde"])
 
 
 @pytest.mark.slow  # 35–55 s on a 2-core CPU; run with `pytest -m slow`
@@ -350,3 +355,57 @@ def test_expert_loss_trains(getkey):
             throw=False,
             loss_weights={"pde": 1.0, "ic": 1.0, "bc": 1.0},
         ).loss_terms(pde, basis, condition, key=key)
+
+
+def test_default_weights_follow_the_blocks(getkey):
+    """A PDE without an initial condition (steady Darcy) needs no weight configuration."""
+    pde = Darcy(n=8)
+    condition = 1.0 + 0.5 * jr.uniform(getkey(), (8, 8))
+    basis = jnp.tanh(pde.inputs(condition) @ jr.normal(getkey(), (3, 4)))
+    constraint = HardConstraint(num_basis=4, num_points=30, solver=TIGHT, max_steps=100)
+    assert pde.block_names() == ("pde", "bc")
+    assert constraint.weights_for(pde) == {"pde": 1.0, "bc": 1.0}
+    _, omega, stats = constraint.solve(pde, basis, condition, key=getkey())
+    assert omega.shape == (1, 4) and bool(stats.converged[0])
+    with pytest.raises(ValueError, match="missing \\['bc'\\], unknown \\['ic'\\]"):
+        HardConstraint(num_basis=4, num_points=30, row_weights={"pde": 1.0, "ic": 1.0}).solve(
+            pde, basis, condition, key=getkey()
+        )
+
+
+def test_periodic_axis_has_a_wraparound_seam(getkey):
+    """On a periodic axis the first and last experts share the wrap-around face."""
+    pde = Burgers(nx=16, nt=9)
+    part = MoEHardConstraint(parts=(1, 2), num_basis=4, num_points=10).partition(pde)
+    (faces,) = part.faces
+    assert faces.exists.all() and (faces.neighbour == [[1, 1], [0, 0]]).all()
+    # Expert 0's lower face lies between the last and the first grid column.
+    owner = part.owner.reshape(pde.grid_shape)
+    assert set(faces.lower[0, 0] % 16) == {15} and set(faces.upper[0, 0] % 16) == {0}
+    assert (owner.ravel()[faces.lower[0, 0]] == 1).all()
+    # Weights that differ between the experts jump on both faces, the wrap-around included:
+    # the seam term is the mean square of the value and (scaled) normal jumps on both.
+    condition = jnp.sin(2 * jnp.pi * jnp.asarray(pde.coordinates()[1]))
+    basis = jnp.tanh(pde.inputs(condition) @ jr.normal(getkey(), (3, 4)))
+    moe = MoEHardConstraint(parts=(1, 2), num_basis=4, num_points=10)
+    quantities, _, _ = moe.solve(pde, basis, condition, key=getkey())
+    omega = jnp.stack([jnp.ones(4), jnp.zeros(4)])
+    f = quantities.fields[..., :4] @ (omega[0] - omega[1])
+    squares = 0.0
+    for low, high in ((7, 8), (15, 0)):
+        value, normal = 0.5 * (f[:, low] + f[:, high]), 16 * (f[:, high] - f[:, low])
+        squares += 2 * jnp.sum(value**2 + normal**2)  # Seen from both experts.
+    expected = squares / (2 * 2 * 2 * pde.nt)  # 2 experts × 2 sides × (value, normal) rows.
+    np.testing.assert_allclose(moe.terms(pde, quantities, omega, condition)["seam"], expected)
+
+
+def test_nonlinear_quantities_are_refused(getkey):
+    class Squared(DiffusionSorption):
+        def linear_quantities(self, u):
+            return {"u": u**2, "u_t": u, "u_xx": u}
+
+    _, basis, condition = _ds_case(getkey())
+    with pytest.raises(ValueError, match="linear_quantities is not linear"):
+        HardConstraint(num_basis=5, num_points=10).solve(
+            Squared(nx=16, nt=9), basis, condition, key=getkey()
+        )

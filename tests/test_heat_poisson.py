@@ -45,7 +45,7 @@ def test_poisson_exact_solution_and_second_order_residual():
     slopes = _slopes(norms)
     assert np.all((slopes > 1.8) & (slopes < 2.2)), (norms, slopes)
     # Pointwise: f reaches gathered points through `interior_coefficients`.
-    q = pde.interior_quantities(pde.exact(c)) | pde.interior_coefficients(pde.forcing(c))
+    q = pde.linear_quantities(pde.exact(c)) | pde.interior_coefficients(pde.forcing(c))
     points = np.array([5, 100, 2000])
     gathered = pde.interior_residual({k: v.ravel()[points] for k, v in q.items()}, None)
     np.testing.assert_allclose(gathered, r["pde"].ravel()[points], rtol=1e-12)
@@ -54,10 +54,27 @@ def test_poisson_exact_solution_and_second_order_residual():
 @pytest.mark.parametrize("pde", [Heat(nx=9, nt=7), Poisson(n=9)], ids=["heat", "poisson"])
 def test_quantities_linear(pde):
     a, b = jr.normal(jr.key(0), (2, *pde.grid_shape))
-    for quantities in (pde.interior_quantities, pde.boundary_quantities):
+    traces = lambda u: dict(enumerate(pde.derivatives.traces(pde, u)))  # the ic/bc rows' traces
+    for quantities in (pde.linear_quantities, traces):
         qa, qb, qab = quantities(a), quantities(b), quantities(2 * a - 3 * b)
         for k in qa:
             np.testing.assert_allclose(qab[k], 2 * qa[k] - 3 * qb[k], atol=1e-10)
+
+
+def test_blocks():
+    """Heat: "ic" on t = 0, "bc" on x = 0 and x = 1 after t = 0; Poisson: "bc" on the four
+    sides, each boundary node once (corners on the x-faces)."""
+    heat = Heat(nx=9, nt=7)
+    assert heat.block_names() == ("pde", "ic", "bc")
+    rows = np.concatenate([b.locations(heat.grid) for b in heat.blocks if b.name == "bc"])
+    assert rows.shape == (12, 2) and set(map(tuple, rows)) == {
+        (i, j) for i in range(1, 7) for j in (0, 8)
+    }
+    poisson = Poisson(n=9)
+    assert poisson.block_names() == ("pde", "bc")
+    rows = np.concatenate([b.locations(poisson.grid) for b in poisson.blocks])
+    boundary = {(i, j) for i in range(9) for j in range(9) if {i, j} & {0, 8}}
+    assert len(rows) == len(boundary) == 32 and set(map(tuple, rows)) == boundary
 
 
 def test_problems_write_pdebench_layouts(tmp_path):

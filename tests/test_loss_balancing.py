@@ -115,9 +115,11 @@ def test_fit_threads_weights(getkey):
         progress=False,
     )
     record = history[-1]
+    assert constraint.loss_weights is None  # weight 1 on every block of the PDE to start
+    assert pde.block_names() == ("pde", "ic", "bc")
     assert record["weight_pde"] == 1.0
     for name in ("ic", "bc"):
         assert np.isfinite(record[f"weight_{name}"]) and record[f"weight_{name}"] != 1.0
     assert np.isclose(
-        record["loss"], sum(record[f"weight_{k}"] * record[k] for k in constraint.loss_weights)
+        record["loss"], sum(record[f"weight_{k}"] * record[k] for k in pde.block_names())
     )

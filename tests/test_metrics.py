@@ -100,7 +100,9 @@ def test_batch_versus_per_sample_aggregation():
 
 
 def test_shape_errors():
-    with pytest.raises(ValueError, match="does not match"):
+    # The annotations share `*space`: jaxtyping's runtime checks (the test run) reject the
+    # mismatch first, with a `jaxtyping.TypeCheckError` (a TypeError).
+    with pytest.raises((ValueError, TypeError), match="does not match|parameter 'reference'"):
         batch_metrics(np.zeros((1, 1, 4, 1)), np.zeros((1, 1, 5, 1)), convention=PDEBENCH_LEGACY)
     with pytest.raises(ValueError, match="1 to 3 space dimensions"):
         batch_metrics(np.zeros((1, 4, 1)), np.zeros((1, 4, 1)), convention=PDEBENCH_LEGACY)

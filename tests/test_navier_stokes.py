@@ -135,9 +135,9 @@ def test_advection_matches_advective_form(radial):
 def test_quantities_linear_and_residual_bilinear(getkey):
     pde = NavierStokes2D(nx=8, nt=5)
     a, b = jr.normal(getkey(), pde.grid_shape), jr.normal(getkey(), pde.grid_shape)
-    quantities = jax.jit(pde.interior_quantities)
+    quantities = jax.jit(pde.linear_quantities)
     qa, qb, qab = (quantities(f) for f in (a, b, 2 * a - 3 * b))
-    assert set(qa) == {"w", "w_t", "w_x", "w_y", "lap_w", "v_x", "v_y"}
+    assert set(qa) == {"w", "w_t", "w_x", "w_y", "w_xx", "w_yy", "v_x", "v_y"}
     for name in qa:
         np.testing.assert_allclose(qab[name], 2 * qa[name] - 3 * qb[name], atol=1e-10)
     # Residual of Σ ω_k b_k from per-basis quantities (as the hard-constraint layer does).
@@ -146,7 +146,7 @@ def test_quantities_linear_and_residual_bilinear(getkey):
 
     @jax.jit
     def both(basis, omega):
-        per_basis = jax.vmap(pde.interior_quantities, in_axes=-1, out_axes=-1)(basis)
+        per_basis = jax.vmap(pde.linear_quantities, in_axes=-1, out_axes=-1)(basis)
         combined = {k: v @ omega for k, v in per_basis.items()}
         direct = pde.residuals(basis @ omega, jnp.zeros((8, 8)))["pde"]
         return pde.interior_residual(combined, None), direct
@@ -171,16 +171,30 @@ def test_mollifier(getkey):
     # mollified basis: the residual is bilinear in ω.
     @jax.jit
     def both(basis, omega, w0):
-        offsets = pde.interior_quantities(jnp.broadcast_to(w0, pde.grid_shape))
-        lin = jax.vmap(lambda b: pde.interior_quantities(mollify(pde, b)), -1, -1)(basis)
+        offsets = pde.linear_quantities(jnp.broadcast_to(w0, pde.grid_shape))
+        lin = jax.vmap(lambda b: pde.linear_quantities(mollify(pde, b)), -1, -1)(basis)
         q = {k: offsets[k] + lin[k] @ omega for k in offsets}
         residuals = pde.residuals(mollify(pde, basis @ omega, w0), w0)
-        return offsets["w_t"], pde.interior_residual(q, w0), residuals["pde"], residuals["ic"]
+        # The layers' path: the ansatz's per-basis quantities, offset column last (weight 1).
+        source = pde.derivatives.basis(pde, basis, w0)
+        weights = jnp.append(omega, 1.0)
+        via_source = {k: v @ weights for k, v in source.interior.items()}
+        ic_source = source.traces[0] @ weights
+        return (
+            offsets["w_t"],
+            pde.interior_residual(q, w0),
+            residuals["pde"],
+            residuals["ic"],
+            pde.interior_residual(via_source, w0),
+            ic_source[0] - w0,
+        )
 
-    offset_t, split, direct, ic = both(basis, omega, w0)
+    offset_t, split, direct, ic, via_source, ic_source = both(basis, omega, w0)
     np.testing.assert_allclose(offset_t, 0.0, atol=1e-12)
     np.testing.assert_allclose(split, direct, atol=1e-10)
     np.testing.assert_allclose(ic, 0.0, atol=1e-14)
+    np.testing.assert_allclose(via_source, direct, atol=1e-10)
+    np.testing.assert_allclose(ic_source, 0.0, atol=1e-14)
 
 
 def test_inputs_and_locations():
@@ -191,7 +205,9 @@ def test_inputs_and_locations():
     np.testing.assert_allclose(inputs[-1, 0, 0, 0], 1.0)
     np.testing.assert_allclose(inputs[3, :, :, 3], w0)
     np.testing.assert_allclose(inputs[0, 2, 5, 1:3], [2 / 8, 5 / 8])
-    loc = pde.boundary_locations()["ic"]
+    assert pde.block_names() == ("pde", "ic")
+    (ic,) = pde.blocks
+    loc = ic.locations(pde.grid)
     assert loc.shape == (8, 8, 3) and np.all(loc[..., 0] == 0)
     assert tuple(loc[3, 5]) == (0, 3, 5)
 
@@ -223,19 +239,19 @@ def test_cache_generate_reuse_and_mismatch(tmp_path):
     assert train.solutions.shape == (2, 4, 8, 8) and test.solutions.shape == (1, 4, 16, 16)
     assert train.seeds == ("0000", "0001") and test.seeds == ("0002",)
     np.testing.assert_allclose(train.conditions, train.solutions[:, 0])
-    np.testing.assert_allclose(train.conditions, problem.initial_conditions("train"))
-    with h5py.File(problem.cache_path("test")) as f:  # PDEBench per-seed layout, 2-D.
+    np.testing.assert_allclose(train.conditions, problem.sample_inputs(problem.pde, np.arange(2)))
+    with h5py.File(problem.splits()[1].path) as f:  # PDEBench per-seed layout, 2-D.
         assert list(f.keys()) == ["0002"]
         assert f["0002/data"].shape == (4, 16, 16, 1)
         np.testing.assert_allclose(f["0002/grid/y"][()], np.arange(16) / 16)
         np.testing.assert_allclose(f["0002/grid/t"][()], [0.0, 0.01, 0.02, 0.03])
-    mtime = problem.cache_path("train").stat().st_mtime_ns
+    mtime = problem.splits()[0].path.stat().st_mtime_ns
     train2, _ = problem.load()
-    assert problem.cache_path("train").stat().st_mtime_ns == mtime
+    assert problem.splits()[0].path.stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(train.solutions, train2.solutions)
     # A cache made with another viscosity, under this config's name, is refused.
     other = _small(tmp_path, viscosity=1e-3)
-    problem.cache_path("train").rename(other.cache_path("train"))
+    problem.splits()[0].path.rename(other.splits()[0].path)
     with pytest.raises(DataFileError, match="attribute 'viscosity'"):
         other.load()
 
@@ -258,9 +274,9 @@ def test_constraints_with_mollifier_ansatz(getkey):
         MoEHardConstraint(parts=(1, 2, 2), **(options | {"loss_weights": weights | {"seam": 1.0}})),
     ):
         u, stats = layer(pde, basis, w0, key=getkey())
-        assert bool(jnp.all(stats["converged"]))
+        assert bool(jnp.all(stats.converged))
         np.testing.assert_allclose(u[0], w0, atol=1e-12)
-        if isinstance(layer, HardConstraint):  # Piecewise MoE fields need not be zero-mean.
+        if layer.parts is None:  # Piecewise MoE fields need not be zero-mean.
             np.testing.assert_allclose(jnp.mean(u, axis=(1, 2)), 0.0, atol=1e-12)
         report = layer.report(pde, basis, w0, key=getkey())
         assert float(report["ic_rms"]) < 1e-12

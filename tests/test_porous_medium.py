@@ -72,10 +72,35 @@ def test_residual_of_exact_solution():
 def test_residual_quantities_are_linear():
     pde = PorousMedium(nx=16, nt=9)
     a, b = jr.normal(jr.key(0), (2, *pde.grid_shape))
-    for quantities in (pde.interior_quantities, pde.boundary_quantities):
+    traces = lambda u: dict(enumerate(pde.derivatives.traces(pde, u)))  # the ic/bc rows' traces
+    for quantities in (pde.linear_quantities, traces):
         qa, qb, qab = quantities(a), quantities(b), quantities(2 * a - 3 * b)
         for name in qa:
             np.testing.assert_allclose(qab[name], 2 * qa[name] - 3 * qb[name], atol=1e-10)
+
+
+def test_inputs_and_blocks():
+    """The derived input (t/T, x, m); "ic" on t = 0, "bc" inflow/outflow rows after t = 0."""
+    pde = PorousMedium(nx=16, nt=9, t_final=0.5)
+    inputs = pde.inputs(jnp.asarray(2.0))
+    t, x = pde.coordinates()
+    assert inputs.shape == (9, 16, 3)
+    np.testing.assert_allclose(inputs[:, 3, 0], t / 0.5)
+    np.testing.assert_allclose(inputs[4, :, 1], x)
+    np.testing.assert_allclose(inputs[..., 2], 2.0)
+    assert pde.block_names() == ("pde", "ic", "bc")
+    bc = [b for b in pde.blocks if b.name == "bc"]
+    np.testing.assert_allclose(bc[0].coordinates(pde.grid), np.stack([t[1:], 0 * t[1:]], -1))
+    np.testing.assert_allclose(bc[1].coordinates(pde.grid)[:, 1], 1.0)
+    # u = u_in(t)·(1 − x) has the inflow value at x = 0 and 0 at x = 1 (the traces extrapolated
+    # to the faces are exact for a linear profile), and u(x, 0) = 0: every ic and bc row vanishes.
+    u = pde.inflow_value(jnp.asarray(t)[:, None], 2.0) * (1 - jnp.asarray(x))[None, :]
+    m = jnp.asarray(2.0)
+    r = pde.residuals(u, m)
+    assert r["bc"].shape == (2 * 8,) and r["ic"].shape == (16,)
+    np.testing.assert_allclose(r["bc"], 0.0, atol=1e-12)
+    np.testing.assert_allclose(r["ic"], 0.0, atol=1e-14)
+    assert float(jnp.max(jnp.abs(pde.residuals(u + 0.1, m)["bc"]))) > 0.05
 
 
 def test_problem_generate_then_load(tmp_path):
@@ -83,7 +108,7 @@ def test_problem_generate_then_load(tmp_path):
     train, test = problem.load()
     assert train.solutions.shape == (2, 6, 16) and test.solutions.shape == (1, 6, 16)
     assert np.all((1.0 <= train.conditions) & (train.conditions <= 4.0))
-    np.testing.assert_allclose(train.conditions, problem.exponents([0, 1]))
+    np.testing.assert_allclose(train.conditions, problem.sample_inputs(problem.pde, np.arange(2)))
     assert problem.cache_path.exists()
 
 

@@ -35,7 +35,7 @@ CASES = {
 }
 
 
-BLOCKS = {"darcy": {"pde", "bc"}, "navier_stokes": {"pde", "ic"}}
+BLOCKS = {"darcy": {"bc"}, "navier_stokes": {"ic"}}
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -44,10 +44,12 @@ def test_trains_one_step(name, tmp_path):
     metrics = run(cfg, tmp_path / "run")
     assert math.isfinite(metrics["test_rel_l2"]) and len(metrics["test_rel_l2_per_sample"]) == 1
     assert (tmp_path / "run" / "prediction.png").is_file()
-    # Darcy is steady (no `ic` block), Navier-Stokes periodic (no `bc` block): the run drops
-    # those weights of the soft-constraint config.
+    # Darcy is steady (no `ic` block), Navier-Stokes periodic (no `bc` block): the default
+    # weights follow the PDE's own blocks, and the report names exactly those.
     saved = OmegaConf.load(tmp_path / "run" / "config.yaml")
-    assert set(saved.constraint.weights) == BLOCKS[name]
+    assert saved.constraint.weights is None
+    report = metrics["constraint_report"]
+    assert set(report) == {"pde_rms_heldout", *(f"{b}_rms" for b in BLOCKS[name])}
 
 
 def test_evaluates_at_the_test_resolution(tmp_path):

@@ -1,7 +1,21 @@
-"""Constraints: the PDE interface, soft penalties, and the hard-constraint layers."""
+"""Constraints: the PDE interface, soft penalties, and the hard-constraint layer."""
 
-from ._base import AbstractConstraint as AbstractConstraint
-from ._hard import HardConstraint as HardConstraint, MoEHardConstraint as MoEHardConstraint
+from ._base import AbstractConstraint as AbstractConstraint, SolveStats as SolveStats
+from ._blocks import Boundary as Boundary, initial_condition as initial_condition
+from ._derivatives import (
+    AbstractDerivatives as AbstractDerivatives,
+    AbstractGridDerivatives as AbstractGridDerivatives,
+    Autodiff as Autodiff,
+    BasisQuantities as BasisQuantities,
+    FiniteDifference as FiniteDifference,
+    Spectral as Spectral,
+)
+from ._hard import (
+    ExpertProblem as ExpertProblem,
+    HardConstraint as HardConstraint,
+    Interface as Interface,
+    MoEHardConstraint as MoEHardConstraint,
+)
 from ._partition import Partition as Partition, partition as partition
 from ._pde import AbstractPDE as AbstractPDE
 from ._soft import (

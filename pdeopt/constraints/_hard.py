@@ -1,4 +1,4 @@
-"""Hard-constraint layers: PI-HC (one solve per sample) and PI-HC-MoE (one per expert)."""
+"""The hard-constraint layer: PI-HC (one solve per sample) and its partitioned case PI-HC-MoE."""
 
 import math
 from collections.abc import Mapping, Sequence
@@ -10,581 +10,203 @@ import jax.random as jr
 import lineax as lx
 import numpy as np
 import optimistix as optx
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from .._results import RESULTS
-from ._base import AbstractConstraint, check_weights, rms
+from ._base import (
+    AbstractConstraint,
+    SolveStats,
+    assemble,
+    augment,
+    check_names,
+    check_weights,
+    field_residuals,
+    flat_coefficients,
+    rms,
+)
+from ._derivatives import BasisQuantities
 from ._partition import Partition, partition
 from ._pde import AbstractPDE, merge_coefficients
 
-_DEFAULT_WEIGHTS = {"pde": 1.0, "ic": 1.0, "bc": 1.0}
+
+class Interface(eqx.Module):
+    """The interface rows of one expert on the faces normal to one grid axis.
+
+    `value` and `normal` are the per-basis face value ½(b_lower + b_upper) and normal
+    difference b_upper − b_lower at every face point, for the expert's lower and upper side;
+    the rows pull them towards the targets (the average of both experts' current values);
+    `exists` is 1 where the expert has a neighbour on that side.
+    """
+
+    value: Float[Array, "*experts 2 face n1"]
+    normal: Float[Array, "*experts 2 face n1"]
+    exists: Float[Array, "*experts 2"]
+    value_target: Float[Array, "*experts 2 face"]
+    normal_target: Float[Array, "*experts 2 face"]
 
 
-class _Layer(eqx.Module):
-    """The per-sample computation shared by `HardConstraint` and `MoEHardConstraint`."""
+class ExpertProblem(eqx.Module):
+    """The least-squares problem of one expert (a leading expert axis when batched).
+
+    - `interior`: the per-basis quantities at the expert's collocation points.
+    - `coefficients`: the PDE's coefficient fields at the same points.
+    - `masks`: per residual block, which of its rows the expert fits.
+    - `interface`: interface rows, one `Interface` per partitioned axis (empty: none).
+    """
+
+    interior: dict[str, Float[Array, "*experts points n1"]]
+    coefficients: dict[str, Float[Array, "*experts points"]]
+    masks: tuple[Bool[Array, "..."], ...]
+    interface: tuple[Interface, ...] = ()
+
+
+class _Shared(eqx.Module):
+    """What every expert's residual shares: the block traces and the condition."""
+
+    traces: tuple[Float[Array, "..."], ...]
+    condition: PyTree[Array]
+
+
+class _Faces(eqx.Module):
+    """Per partitioned axis, the per-basis face operators of every expert (see `Interface`)."""
+
+    value: tuple[Float[Array, "experts 2 face n1"], ...]
+    normal: tuple[Float[Array, "experts 2 face n1"], ...]
+    exists: tuple[Float[Array, "experts 2"], ...]
+    neighbour: tuple[Int[Array, "experts 2"], ...]
+
+    def both_sides(self, ops, w):
+        """Per axis: the operator applied with each expert's own weights and its neighbour's."""
+        own = [jnp.einsum("ksfn,kn->ksf", op, w) for op in ops]
+        other = [jnp.einsum("ksfn,ksn->ksf", op, w[nb]) for op, nb in zip(ops, self.neighbour)]
+        return own, other
+
+    def interface(self, w) -> tuple[Interface, ...]:
+        """Interface rows towards the average of both sides' current face values."""
+        own, other = self.both_sides(self.value, w)
+        own_d, other_d = self.both_sides(self.normal, w)
+        return tuple(
+            Interface(v, d, e, 0.5 * (a + b), 0.5 * (ad + bd))
+            for v, d, e, a, b, ad, bd in zip(
+                self.value, self.normal, self.exists, own, other, own_d, other_d
+            )
+        )
+
+    def seam(self, w) -> tuple[Float[Array, ""], Float[Array, ""]]:
+        """RMS and max of the value jump across expert faces."""
+        if not self.value:
+            zero = jnp.zeros((), w.dtype)
+            return zero, zero
+        own, other = self.both_sides(self.value, w)
+        jumps = [jnp.abs(a - b) * e[..., None] for a, b, e in zip(own, other, self.exists)]
+        count = sum(jnp.sum(e) * op.shape[2] for e, op in zip(self.exists, self.value))
+        rms_ = jnp.sqrt(sum(jnp.sum(j**2) for j in jumps) / count)
+        return rms_, jnp.max(jnp.stack([jnp.max(j) for j in jumps]))
+
+
+def _faces(part: Partition, fields: Float[Array, "*grid n1"]) -> _Faces:
+    flat = fields.reshape(-1, fields.shape[-1])
+    return _Faces(
+        tuple(0.5 * (flat[f.lower] + flat[f.upper]) for f in part.faces),
+        tuple(flat[f.upper] - flat[f.lower] for f in part.faces),
+        tuple(jnp.asarray(f.exists, flat.dtype) for f in part.faces),
+        tuple(jnp.asarray(f.neighbour) for f in part.faces),
+    )
+
+
+class HardConstraint(AbstractConstraint):
+    """PI-HC and PI-HC-MoE: per sample (and per expert), solve for the basis weights ω.
+
+    The model emits N basis fields b. The grid is split into K = ∏ `parts` equal blocks
+    ("experts"; `parts=None` is one expert, PI-HC). Each expert draws `num_points`
+    collocation points inside its block (an explicit key) and minimises ½‖r(ω_k)‖² over
+
+    - PDE rows at its collocation points, from the per-basis quantities of the PDE's
+        `derivatives`, computed once per sample on the global grid (interior expert faces
+        use interior stencils) and gathered before the residual is formed, so r costs
+        O(num_points · N);
+    - the rows of every initial/boundary block (`global_boundary_rows=True`, the paper: all
+        of them; False: the rows that lie in its block);
+    - optional interface rows (`interface_sweeps > 0`, below);
+    - a ridge block `ridge · ω`.
+
+    Row weights are explicit: block b's rows are scaled by `row_weights[b] / √(rows in b)`,
+    so the objective is Σ_b w_b² · mean_b(r²) + ridge²‖ω‖². The solution is u = b·ω_k on
+    block k (plus the PDE's ansatz offset).
+
+    The forward solve is any optimistix least-squares solver (default Levenberg–Marquardt).
+    Gradients with respect to the basis come from the implicit function theorem on the
+    stationarity condition Jᵀr = 0 (`optx.ImplicitAdjoint` with the lineax solver
+    `adjoint_solver`; the default `lx.SVD()` is robust to near-singular Hessians). Solver
+    iterations are never unrolled. Solves run in float64; the model may be float32.
+
+    Experts are an array axis: `vmap`ped (`vectorize_experts=True`) or solved one after
+    another with `lax.map` (the same result with 1/K of the solver memory).
+
+    **Interface rows** (beyond the paper): with `interface_sweeps > 0`, after the independent
+    solves each expert re-solves, `interface_sweeps` times (`lax.scan`), with rows pulling its
+    face value ½(b_j + b_{j+1})·ω_k and normal difference (b_{j+1} − b_j)·ω_k on every shared
+    face towards the average of its and its neighbour's current values. Faces across the
+    wrap-around of a periodic axis are faces like any other.
+
+    **Training loss.** With `expert_loss=True` (default), every grid point's PDE residual is
+    formed from the per-basis quantities with its owner's weights (no stencil sees a seam),
+    every block row likewise, and with several experts a `seam` term (mean square of the
+    value and normal-derivative jumps across faces, the latter scaled by the axis length)
+    is added. With one expert this is exactly the residual of u. `expert_loss=False` (the
+    paper's MoE) takes the grid residuals of the assembled piecewise u instead, whose
+    stencils straddle the seams.
+
+    **Arguments:**
+
+    - `num_basis`: N, the number of basis fields (the model's out_channels).
+    - `num_points`: collocation points per solve (per expert).
+    - `parts`: experts per grid axis, time first (e.g. `(1, 4)`); `None` for one expert.
+    - `row_weights`: per-block row weights of the solve, or `None` for 1 on every block.
+    - `loss_weights`: per-term weights of the training loss, or `None` for 1 on every term.
+    - `ridge`: Tikhonov weight on ω (paper: 1e-4).
+    - `init_weight`: initial guess ω₀ = init_weight·1 (default 1/N).
+    - `solver`: an `optx.AbstractLeastSquaresSolver` instance.
+    - `adjoint_solver`: the lineax solver of the implicit adjoint.
+    - `max_steps`: iteration cap of each solve (paper: 50).
+    - `throw`: raise on a failed solve or non-finite basis (True), or report it in the
+        statistics and let the training loss skip the sample (False).
+    - `global_boundary_rows`, `interface_sweeps`, `interface_weight`,
+        `interface_derivative_weight`, `vectorize_experts`, `expert_loss`: see above.
+
+    ??? cite "References"
+
+        G. Négiar, M. W. Mahoney, A. Krishnapriyan, "Learning differentiable solvers for
+        systems with hard constraints", ICLR 2023.
+
+        N. Chalapathi, Y. Du, A. Krishnapriyan, "Scaling physics-informed hard constraints
+        with mixture-of-experts", ICLR 2024.
+    """
 
     num_basis: int = eqx.field(static=True)
     num_points: int = eqx.field(static=True)
-    row_weights: dict[str, float] = eqx.field(static=True)
+    parts: tuple[int, ...] | None = eqx.field(static=True)
+    row_weights: dict[str, float] | None = eqx.field(static=True)
+    loss_weights: dict[str, float] | None = eqx.field(static=True)
     ridge: float = eqx.field(static=True)
     init_weight: float = eqx.field(static=True)
     solver: optx.AbstractLeastSquaresSolver
     adjoint: optx.AbstractAdjoint
     max_steps: int = eqx.field(static=True)
     throw: bool = eqx.field(static=True)
-    parts: tuple[int, ...] | None = eqx.field(static=True)
     global_boundary_rows: bool = eqx.field(static=True)
     interface_sweeps: int = eqx.field(static=True)
     interface_weight: float = eqx.field(static=True)
     interface_derivative_weight: float = eqx.field(static=True)
     vectorize_experts: bool = eqx.field(static=True)
-
-    def partition(self, pde: AbstractPDE) -> Partition:
-        shape = pde.grid_shape
-        return partition(shape, (1,) * len(shape) if self.parts is None else self.parts)
-
-    # ---- static checks and data -------------------------------------------------------------
-
-    def _boundary_masks(self, pde: AbstractPDE, part: Partition) -> dict[str, np.ndarray]:
-        """(K, *rows) masks: which boundary rows each expert fits."""
-        masks = {}
-        for name, locations in pde.boundary_locations().items():
-            owner = part.owner_of(np.asarray(locations))
-            experts = np.arange(part.num_experts).reshape((-1,) + (1,) * owner.ndim)
-            masks[name] = (
-                np.ones_like(experts == owner) if self.global_boundary_rows else (experts == owner)
-            )
-        return masks
-
-    def _check(self, pde, part, output, masks) -> None:
-        shape = pde.grid_shape
-        if output.shape != (*shape, self.num_basis):
-            raise ValueError(
-                f"The hard constraint expects {self.num_basis} basis fields on the grid {shape}, "
-                f"i.e. model output of shape {(*shape, self.num_basis)}; got {output.shape}. Set "
-                f"the model's out_channels to constraint.num_basis={self.num_basis}."
-            )
-        block = math.prod(part.block_shape)
-        if self.num_points > block:
-            raise ValueError(
-                f"constraint.num_points={self.num_points} exceeds the {block} grid points of each "
-                f"expert's block {part.block_shape}; use at most {block}."
-            )
-        rows = self.num_points + min(
-            int(m.reshape(len(m), -1).sum(1).min()) for m in masks.values()
-        )
-        if rows < self.num_basis:
-            raise ValueError(
-                f"Each constraint solve has only {rows} residual rows for {self.num_basis} basis "
-                f"weights; raise constraint.num_points to at least {self.num_basis} or lower "
-                "constraint.num_basis."
-            )
-        unknown = set(self.row_weights) - set(masks) - {"pde"}
-        missing = (set(masks) | {"pde"}) - set(self.row_weights)
-        if unknown or missing:
-            raise ValueError(
-                f"constraint.row_weights must name exactly the residual blocks "
-                f"{sorted(set(masks) | {'pde'})}; missing {sorted(missing)}, unknown "
-                f"{sorted(unknown)}."
-            )
-
-    # ---- the per-expert least-squares problem -----------------------------------------------
-
-    def _residual(self, pde, omega, args):
-        """Weighted residual rows of one expert: PDE, IC/BC, interface, ridge."""
-        q_points, c_points, q_boundary, masks, interface, condition = args
-        w = _augment(omega)
-        rows = []
-        q = merge_coefficients({k: v @ w for k, v in q_points.items()}, c_points)
-        pde_rows = pde.interior_residual(q, condition)
-        if pde_rows.shape != (self.num_points,):
-            raise ValueError(
-                f"{type(pde).__name__}.interior_residual must return one value per collocation "
-                f"point, shape ({self.num_points},); got {pde_rows.shape}."
-            )
-        rows.append(self.row_weights["pde"] / math.sqrt(self.num_points) * pde_rows)
-        boundary = pde.boundary_residuals({k: v @ w for k, v in q_boundary.items()}, condition)
-        for name in sorted(masks):
-            block, mask = boundary[name], masks[name]
-            if block.shape != mask.shape:
-                raise ValueError(
-                    f"{type(pde).__name__}.boundary_residuals()['{name}'] has shape {block.shape} "
-                    f"but boundary_locations()['{name}'] describes {mask.shape} rows."
-                )
-            weight = self.row_weights[name] / math.sqrt(block.size)
-            rows.append(weight * jnp.where(mask, block, 0.0).ravel())
-        for value_op, diff_op, exists, value_target, diff_target in interface:
-            scale = exists[:, None] / math.sqrt(exists.size * value_op.shape[1])
-            rows.append((self.interface_weight * scale * (value_op @ w - value_target)).ravel())
-            rows.append(
-                (self.interface_derivative_weight * scale * (diff_op @ w - diff_target)).ravel()
-            )
-        rows.append(self.ridge * omega)
-        return jnp.concatenate(rows)
-
-    def _solve(self, pde, omega0, args):
-        fn = lambda omega, args: self._residual(pde, omega, args)
-        sol = optx.least_squares(
-            fn,
-            self.solver,
-            omega0,
-            args,
-            max_steps=self.max_steps,
-            throw=False,
-            adjoint=self.adjoint,
-        )
-        residual = jnp.linalg.norm(fn(sol.value, args))
-        result = RESULTS.promote(sol.result)
-        stats = {
-            "result": result,
-            "converged": result == RESULTS.successful,
-            "max_steps_reached": result == RESULTS.nonlinear_max_steps_reached,
-            "num_steps": sol.stats["num_steps"],
-            "residual_norm": residual,
-        }
-        return sol.value, stats
-
-    # ---- the layer --------------------------------------------------------------------------
-
-    def setup(
-        self,
-        pde: AbstractPDE,
-        output: Float[Array, "*grid n_basis"],
-        condition: PyTree[Array],
-        key: PRNGKeyArray,
-    ) -> dict:
-        """Everything the expert solves need: gathered per-basis quantities and masks.
-
-        Returns a dict with `q_points` ({name: (K, num_points, N)}), `c_points` (the
-        coefficient fields at the same points, (K, num_points)), `q_boundary`, `masks`
-        ({block: (K, *rows)}), `condition` (float64), `index` (flat grid indices of the
-        collocation points, (K, num_points)), `faces` (interface operators) and `finite`.
-        `expert_args(setup, k)` gives expert k's `args` of `_residual`.
-        """
-        part = self.partition(pde)
-        masks = self._boundary_masks(pde, part)
-        given = _from_output(pde, output)
-        self._check(pde, part, output if given is None else given[0], masks)
-        if jnp.zeros((), jnp.float64).dtype != jnp.float64:
-            raise RuntimeError(
-                "Hard-constraint solves run in float64: call "
-                'jax.config.update("jax_enable_x64", True) before building arrays.'
-            )
-        finite = jnp.all(jnp.isfinite(output))
-        if self.throw:
-            output = eqx.error_if(
-                output,
-                ~finite,
-                "The model emitted non-finite basis values (NaN/inf) before the hard "
-                "constraint; check the model and the learning rate.",
-            )
-        basis = self.fields(pde, output, condition)
-        q_flat, q_boundary = _quantities(pde, output, basis)
-        flat_basis = basis.reshape(-1, basis.shape[-1])
-        block_points = jnp.asarray(part.points)
-        choose = lambda k: jr.choice(k, block_points.shape[1], (self.num_points,), replace=False)
-        local = jax.vmap(choose)(jr.split(key, part.num_experts))
-        index = jnp.take_along_axis(block_points, local, axis=1)
-        return {
-            "q_points": {k: v[index] for k, v in q_flat.items()},
-            "c_points": {k: v[index] for k, v in _coefficients(pde, condition).items()},
-            "q_boundary": q_boundary,
-            "masks": {k: jnp.asarray(v) for k, v in masks.items()},
-            "condition": jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition),
-            "index": index,
-            "faces": _face_operators(part, flat_basis),
-            "finite": finite,
-        }
-
-    @staticmethod
-    def expert_args(setup: dict, k: int, interface=()) -> tuple:
-        """`args` of `_residual` for expert k (interface rows given per expert)."""
-        take = lambda tree: jax.tree.map(lambda a: a[k], tree)
-        return (
-            take(setup["q_points"]),
-            take(setup["c_points"]),
-            setup["q_boundary"],
-            take(setup["masks"]),
-            list(interface),
-            setup["condition"],
-        )
-
-    def weights(
-        self,
-        pde: AbstractPDE,
-        output: Float[Array, "*grid n_basis"],
-        condition: PyTree[Array],
-        key: PRNGKeyArray,
-    ) -> tuple[Float[Array, "experts n_basis"], dict[str, Array]]:
-        """Solve for every expert's weights; returns them with per-expert statistics."""
-        setup = self.setup(pde, output, condition, key)
-        faces = setup["faces"]
-        num_experts = setup["index"].shape[0]
-
-        def one(omega0, q_points, c_points, masks, interface):
-            args = (q_points, c_points, setup["q_boundary"], masks, interface, setup["condition"])
-            return self._solve(pde, omega0, args)
-
-        def solve_all(omega0, interface):
-            batched = (omega0, setup["q_points"], setup["c_points"], setup["masks"], interface)
-            if self.vectorize_experts:
-                return jax.vmap(one)(*batched)
-            # One expert at a time: the same solves, with 1/K of the solver memory.
-            outs = [one(*jax.tree.map(lambda a, k=k: a[k], batched)) for k in range(num_experts)]
-            return jax.tree.map(lambda *a: jnp.stack(a), *outs)
-
-        def interface_rows(omega):
-            rows = []
-            for value_op, diff_op, exists, neighbour in faces:
-                own, other = _both_sides(value_op, _augment(omega), neighbour)
-                own_d, other_d = _both_sides(diff_op, _augment(omega), neighbour)
-                rows.append(
-                    (value_op, diff_op, exists, 0.5 * (own + other), 0.5 * (own_d + other_d))
-                )
-            return rows
-
-        omega0 = jnp.full((num_experts, self.num_basis), self.init_weight, jnp.float64)
-        omega, stats = solve_all(omega0, [])
-        for _ in range(self.interface_sweeps):
-            omega, stats = solve_all(omega, interface_rows(omega))
-        stats["converged"] = stats["converged"] & setup["finite"]
-        stats["collocation"] = setup["index"]
-        stats.update(_seam(faces, _augment(omega)))
-        if self.throw:
-            omega = eqx.error_if(
-                omega,
-                ~jnp.all(stats["converged"]),
-                "A hard-constraint solve did not converge (see the solver's result). Raise "
-                "constraint.max_steps, loosen the solver tolerances, or set "
-                "constraint.throw=false to skip and count such samples instead.",
-            )
-        return omega, stats
-
-    def fields(self, pde, output, condition) -> Float[Array, "*grid n_basis+1"]:
-        """The basis of the solve, float64: the ansatz fields f_k and, last, the offset
-        (for a PDE with `quantities_from_output`: its basis values and a zero offset)."""
-        given = _from_output(pde, output)
-        if given is not None:
-            return _with_offset(given[0])
-        condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
-        basis, offset = pde.ansatz(output.astype(jnp.float64), condition)
-        return jnp.concatenate([basis, offset[..., None]], axis=-1)
-
-    def assemble(self, pde, fields, omega):
-        """u = offset + f · ω_k on each expert's block, from `fields(...)`."""
-        owner = jnp.asarray(self.partition(pde).owner)
-        flat = fields.reshape(-1, fields.shape[-1])
-        return jnp.sum(flat * _augment(omega)[owner], axis=-1).reshape(pde.grid_shape)
-
-    def solution(self, pde, output, condition, omega):
-        """The solution field u for solved weights ω."""
-        return self.assemble(pde, self.fields(pde, output, condition), omega)
-
-    def expert_terms(self, pde, output, omega, condition) -> dict[str, Array]:
-        """Training terms of the experts' fields, each residual with its owner's weights.
-
-        `pde`: mean square of the PDE residual at every grid point, formed from the global
-        per-basis quantities with the weights of the expert owning the point (so stencils
-        never straddle a seam); the initial/boundary blocks of the assembled u; `seam`: mean
-        square of the jumps across expert faces of the value and of the normal derivative
-        (the face difference times the axis length, i.e. the derivative in coordinates
-        scaled to the unit interval).
-        """
-        fields = self.fields(pde, output, condition)
-        residual, boundary, _ = _owner_fields(pde, self, output, omega, condition)
-        terms = {"pde": jnp.mean(jnp.square(residual))}
-        terms.update({name: jnp.mean(jnp.square(block)) for name, block in boundary.items()})
-        part = self.partition(pde)
-        flat_basis = fields.reshape(-1, fields.shape[-1])
-        jumps = []
-        for f, (value_op, diff_op, exists, neighbour) in zip(
-            part.faces, _face_operators(part, flat_basis)
-        ):
-            for op, scale in ((value_op, 1.0), (diff_op, part.grid_shape[f.axis])):
-                own, other = _both_sides(op, _augment(omega), neighbour)
-                jump = scale * (own - other) * exists[..., None]
-                jumps.append((jnp.sum(jnp.square(jump)), jnp.sum(exists) * op.shape[2]))
-        if jumps:
-            terms["seam"] = sum(j for j, _ in jumps) / sum(c for _, c in jumps)
-        return terms
-
-
-def _augment(omega: Float[Array, "*experts n_basis"]) -> Float[Array, "*experts n_basis+1"]:
-    """ω with the offset's fixed weight 1 appended."""
-    return jnp.concatenate([omega, jnp.ones((*omega.shape[:-1], 1), omega.dtype)], axis=-1)
-
-
-def _coefficients(pde: AbstractPDE, condition) -> dict[str, Float[Array, " points"]]:
-    """The PDE's pointwise coefficient fields, float64, flattened over the grid."""
-    fields = pde.interior_coefficients(condition)
-    return {k: jnp.asarray(v, jnp.float64).reshape(-1) for k, v in fields.items()}
-
-
-def _face_operators(part: Partition, flat_basis) -> list[tuple[Array, Array, Array, Array]]:
-    """Per axis: the basis at every expert face (value, normal difference), and neighbours."""
-    return [
-        (
-            0.5 * (flat_basis[f.lower] + flat_basis[f.upper]),
-            flat_basis[f.upper] - flat_basis[f.lower],
-            jnp.asarray(f.exists, flat_basis.dtype),
-            jnp.asarray(f.neighbour),
-        )
-        for f in part.faces
-    ]
-
-
-def basis_quantities(
-    pde: AbstractPDE, basis: Float[Array, "*grid n_basis"]
-) -> tuple[dict[str, Float[Array, "points n_basis"]], dict[str, Float[Array, "... n_basis"]]]:
-    """Per-basis linear quantities on the global grid (flattened) and boundary traces."""
-    n = basis.shape[-1]
-    to_last = lambda f: jax.vmap(f, in_axes=-1, out_axes=-1)(basis)
-    interior = {k: v.reshape(-1, n) for k, v in to_last(pde.interior_quantities).items()}
-    return interior, to_last(pde.boundary_quantities)
-
-
-def _both_sides(face_op, omega, neighbour) -> tuple[Array, Array]:
-    """A face operator applied with each expert's own weights and with its neighbour's."""
-    own = jnp.einsum("ksfn,kn->ksf", face_op, omega)
-    other = jnp.einsum("ksfn,ksn->ksf", face_op, omega[neighbour])
-    return own, other
-
-
-def _seam(face_ops, omega) -> dict[str, Array]:
-    """Jump of the assembled field across expert interfaces (value at the shared face)."""
-    if not face_ops:
-        zero = jnp.zeros((), omega.dtype)
-        return {"seam_rms": zero, "seam_max": zero}
-    squares, counts, maxima = [], [], []
-    for value_op, _, exists, neighbour in face_ops:
-        own, other = _both_sides(value_op, omega, neighbour)
-        jump = jnp.abs(own - other) * exists[..., None]
-        squares.append(jnp.sum(jump**2))
-        counts.append(jnp.sum(exists) * value_op.shape[2])
-        maxima.append(jnp.max(jump))
-    return {
-        "seam_rms": jnp.sqrt(sum(squares) / sum(counts)),
-        "seam_max": jnp.max(jnp.stack(maxima)),
-    }
-
-
-def _from_output(pde: AbstractPDE, output) -> tuple | None:
-    """`pde.quantities_from_output` of the float64 output (None: the grid formulation)."""
-    return pde.quantities_from_output(output.astype(jnp.float64))
-
-
-def _with_offset(a: Float[Array, "... n_basis"]) -> Float[Array, "... n_basis+1"]:
-    """Per-basis values with the zero offset column of `quantities_from_output` appended."""
-    return jnp.concatenate([a, jnp.zeros((*a.shape[:-1], 1), a.dtype)], axis=-1)
-
-
-def _quantities(pde: AbstractPDE, output, fields) -> tuple[dict, dict]:
-    """`basis_quantities` of the solve's fields, or the PDE's own from the model's output."""
-    given = _from_output(pde, output)
-    if given is None:
-        return basis_quantities(pde, fields)
-    _, interior, boundary = given
-    n = fields.shape[-1]
-    interior = {k: _with_offset(v).reshape(-1, n) for k, v in interior.items()}
-    return interior, {k: _with_offset(v) for k, v in boundary.items()}
-
-
-def _owner_fields(pde, layer: _Layer, output, omega, condition) -> tuple[Array, dict, Array]:
-    """The PDE residual at every grid point (flat) with its owner's weights, the initial and
-    boundary residual blocks of u, and u."""
-    fields = layer.fields(pde, output, condition)
-    owner_omega = _augment(omega)[jnp.asarray(layer.partition(pde).owner)]
-    q_flat, q_boundary = _quantities(pde, output, fields)
-    q = {k: jnp.sum(v * owner_omega, axis=-1) for k, v in q_flat.items()}
-    q = merge_coefficients(q, _coefficients(pde, condition))
-    u = layer.assemble(pde, fields, omega)
-    if _from_output(pde, output) is None:
-        qb = pde.boundary_quantities(u)
-    elif omega.shape[0] == 1:  # The traces of u = b·ω, from the per-basis traces.
-        qb = {k: v @ _augment(omega)[0] for k, v in q_boundary.items()}
-    else:
-        raise ValueError(
-            f"{type(pde).__name__} reads its quantities from the model output, whose boundary "
-            "traces belong to no expert; use HardConstraint (one solve per sample) with it."
-        )
-    return pde.interior_residual(q, condition), pde.boundary_residuals(qb, condition), u
-
-
-def _field_report(pde, layer: _Layer, output, condition, omega, collocation) -> dict[str, Array]:
-    """Residuals of the field b·ω_owner, evaluated expert by expert on the global grid."""
-    residual, boundary, _ = _owner_fields(pde, layer, output, omega, condition)
-    at = jnp.zeros(residual.shape, bool).at[collocation.ravel()].set(True)
-    out = {"pde_rms_collocation": rms(residual, at), "pde_rms_heldout": rms(residual, ~at)}
-    out.update({f"{name}_rms": rms(block) for name, block in boundary.items()})
-    return out
-
-
-class HardConstraint(AbstractConstraint):
-    """PI-HC: per sample, solve for basis weights ω so that u = b·ω satisfies the PDE.
-
-    The model emits N basis fields b on the grid. Per sample, the layer minimises
-    ½‖r(ω)‖² over
-
-    - PDE rows at `num_points` collocation points drawn at random (an explicit key) from the
-        grid, built from per-basis linear quantities computed once on the global grid
-        (`AbstractPDE.interior_quantities` of each basis field) and gathered before the
-        residual is formed, so r costs O(num_points · N);
-    - every initial/boundary row of `AbstractPDE.boundary_residuals`;
-    - a ridge block `ridge · ω`.
-
-    Row weights are explicit: block b's rows are scaled by `row_weights[b] / √(rows in b)`, so
-    the objective is Σ_b w_b² · mean_b(r²) + ridge²‖ω‖², the same weighting for PI-HC and
-    PI-HC-MoE (the original code counted the diffusion–sorption IC 101 times in PI-HC only).
-
-    The forward solve is any optimistix least-squares solver (default Levenberg–Marquardt on
-    the un-squared residual). Gradients with respect to the basis (and through it the model)
-    come from the implicit function theorem on the stationarity condition Jᵀr = 0, via
-    `optx.ImplicitAdjoint` with an explicit lineax solver: the adjoint matrix is the full
-    Hessian of ½‖r‖², whose only regularisation is the ridge (ridge²·I); the default
-    `lx.SVD()` solves it as a pseudo-inverse, robust to (near-)singular Hessians. Solver
-    iterations are never unrolled.
-
-    Solves run in float64 (the basis and condition are cast); the model may be float32.
-
-    Coordinate-model bases: when the PDE reads the per-basis quantities from the model's
-    output (`AbstractPDE.quantities_from_output`, e.g. autodiff derivatives of a DeepONet
-    trunk), they replace `interior_quantities`/`boundary_quantities` of the fields in the
-    solve, the report and the training loss (the mean squares of the residual blocks of
-    b·ω formed from those quantities); everything else is unchanged.
-
-    **Arguments:**
-
-    - `num_basis`: N, the number of basis fields (the model's out_channels).
-    - `num_points`: collocation points per solve.
-    - `row_weights`: per-block row weights of the solve (`pde` plus the PDE's boundary blocks).
-    - `loss_weights`: per-block weights of the training loss on the assembled u.
-    - `ridge`: Tikhonov weight on ω (paper: 1e-4).
-    - `init_weight`: initial guess ω₀ = init_weight·1 (default 1/N).
-    - `solver`: an `optx.AbstractLeastSquaresSolver` instance (any, including pdeopt's).
-    - `adjoint_solver`: the lineax solver of the implicit adjoint.
-    - `max_steps`: iteration cap of each solve (paper: 50).
-    - `throw`: raise on a failed solve or non-finite basis (True), or report it in the
-        statistics and let the training loss skip the sample (False).
-
-    ??? cite "References"
-
-        G. Négiar, M. W. Mahoney, A. Krishnapriyan, "Learning differentiable solvers for
-        systems with hard constraints", ICLR 2023.
-    """
-
-    layer: _Layer
-    loss_weights: dict[str, float] = eqx.field(static=True)
-
-    def __init__(
-        self,
-        num_basis: int = 16,
-        num_points: int = 1000,
-        *,
-        row_weights: Mapping[str, float] | None = None,
-        loss_weights: Mapping[str, float] | None = None,
-        ridge: float = 1.0e-4,
-        init_weight: float | None = None,
-        solver: optx.AbstractLeastSquaresSolver = optx.LevenbergMarquardt(rtol=1e-6, atol=1e-8),
-        adjoint_solver: lx.AbstractLinearSolver = lx.SVD(),
-        max_steps: int = 50,
-        throw: bool = True,
-    ):
-        self.layer = _make_layer(
-            num_basis=num_basis,
-            num_points=num_points,
-            row_weights=row_weights,
-            ridge=ridge,
-            init_weight=init_weight,
-            solver=solver,
-            adjoint_solver=adjoint_solver,
-            max_steps=max_steps,
-            throw=throw,
-            parts=None,
-            global_boundary_rows=True,
-            interface_sweeps=0,
-            interface_weight=0.0,
-            interface_derivative_weight=0.0,
-            vectorize_experts=True,
-        )
-        self.loss_weights = dict(_DEFAULT_WEIGHTS if loss_weights is None else loss_weights)
-
-    def __check_init__(self):
-        check_weights("HardConstraint loss", self.loss_weights)
-
-    @property
-    def num_outputs(self) -> int:
-        return self.layer.num_basis
-
-    def weights(self, pde, output, condition, *, key):
-        """The solved weights, shape (1, N), and per-solve statistics."""
-        return self.layer.weights(pde, output, condition, key)
-
-    def __call__(self, pde, output, condition, *, key):
-        omega, stats = self.layer.weights(pde, output, condition, key)
-        return self.layer.solution(pde, output, condition, omega), stats
-
-    def report(self, pde, output, condition, *, key):
-        return _report(self.layer, pde, output, condition, key)
-
-    def loss_terms(self, pde, output, condition, *, key):
-        if _from_output(pde, output) is None:
-            return AbstractConstraint.loss_terms(self, pde, output, condition, key=key)
-        # Quantities from the output (autodiff): the terms of b·ω from the same quantities.
-        return _expert_loss_terms(self, pde, output, condition, key)
-
-
-class MoEHardConstraint(AbstractConstraint):
-    """PI-HC-MoE: the hard constraint solved independently on K subdomains ("experts").
-
-    The grid is split into K = ∏ `parts` equal blocks along its axes (time first): (1, 4) is
-    four spatial experts on a (t, x) grid, (1, 2, 2) four on (t, x, y). Derivative quantities
-    are computed on the *global* grid first (interior expert boundaries use interior
-    stencils), then each expert draws its own collocation points inside its block and solves
-    its own weights ω_k; experts are `vmap`ped (and shard over a mesh axis `experts` under
-    `jax.sharding`). The solution is piecewise: u = b·ω_k on block k.
-
-    Initial/boundary rows: as in the paper, every expert fits all of them with its own weights
-    (`global_boundary_rows=True`); with False, only the rows that lie in its block.
-
-    Beyond the paper: `interface_sweeps > 0` adds interface rows: after the independent solve,
-    each expert re-solves with rows pulling its face value ½(b_j + b_{j+1})·ω_k and normal
-    difference (b_{j+1} − b_j)·ω_k on every shared face towards the average of its and its
-    neighbour's current values; `seam_rms`/`seam_max` in the statistics measure the jump
-    |b_face·(ω_k − ω_l)| across faces either way.
-
-    **Arguments:** those of `HardConstraint`, plus
-
-    - `parts`: experts per grid axis; each must divide its axis.
-    - `global_boundary_rows`: give every expert every initial/boundary row (paper) or only
-        its own.
-    - `interface_sweeps`: number of re-solves with interface rows (0: none, as the paper).
-    - `interface_weight`, `interface_derivative_weight`: weights of the interface rows.
-    - `vectorize_experts`: `vmap` the expert solves (True) or run them one after another
-        (False: the same result with 1/K of the solver memory).
-    - `expert_loss`: the training loss. False (the paper): the finite-difference residuals of
-        the assembled piecewise u, whose stencils straddle the seams, so that a jump of size
-        s shows up as s/h² in the PDE term and dominates it. True (pdeopt's default): each grid
-        point's PDE residual is formed with its owner's weights from the global per-basis
-        quantities (no stencil sees a seam), plus a `seam` term, the mean square of the
-        value and normal-derivative jumps across expert faces (`loss_weights["seam"]`,
-        default 1). See `_Layer.expert_terms`.
-
-    ??? cite "References"
-
-        N. Chalapathi, Y. Du, A. Krishnapriyan, "Scaling physics-informed hard constraints
-        with mixture-of-experts", ICLR 2024.
-    """
-
-    layer: _Layer
-    loss_weights: dict[str, float] = eqx.field(static=True)
     expert_loss: bool = eqx.field(static=True)
 
     def __init__(
         self,
-        parts: Sequence[int] = (1, 4),
         num_basis: int = 16,
         num_points: int = 1000,
         *,
+        parts: Sequence[int] | None = None,
         row_weights: Mapping[str, float] | None = None,
         loss_weights: Mapping[str, float] | None = None,
         ridge: float = 1.0e-4,
@@ -600,102 +222,336 @@ class MoEHardConstraint(AbstractConstraint):
         vectorize_experts: bool = True,
         expert_loss: bool = True,
     ):
-        self.layer = _make_layer(
-            num_basis=num_basis,
-            num_points=num_points,
-            row_weights=row_weights,
-            ridge=ridge,
-            init_weight=init_weight,
-            solver=solver,
-            adjoint_solver=adjoint_solver,
-            max_steps=max_steps,
-            throw=throw,
-            parts=tuple(parts),
-            global_boundary_rows=global_boundary_rows,
-            interface_sweeps=interface_sweeps,
-            interface_weight=interface_weight,
-            interface_derivative_weight=interface_derivative_weight,
-            vectorize_experts=vectorize_experts,
-        )
+        for name, value, low in (
+            ("num_basis", num_basis, 1),
+            ("num_points", num_points, 1),
+            ("max_steps", max_steps, 1),
+            ("interface_sweeps", interface_sweeps, 0),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"constraint.{name} must be an integer >= {low}, got {value!r}.")
+        if parts is not None:
+            parts = tuple(parts)
+            if not parts or any(not isinstance(p, int) or p < 1 for p in parts):
+                raise ValueError(f"constraint.parts must be positive integers, got {parts!r}.")
+        self.num_basis = num_basis
+        self.num_points = num_points
+        self.parts = parts
+        self.row_weights = None if row_weights is None else dict(row_weights)
+        self.loss_weights = None if loss_weights is None else dict(loss_weights)
+        self.ridge = float(ridge)
+        self.init_weight = 1.0 / num_basis if init_weight is None else float(init_weight)
+        self.solver = solver
+        self.adjoint = optx.ImplicitAdjoint(linear_solver=adjoint_solver)
+        self.max_steps = max_steps
+        self.throw = throw
+        self.global_boundary_rows = global_boundary_rows
+        self.interface_sweeps = interface_sweeps
+        self.interface_weight = float(interface_weight)
+        self.interface_derivative_weight = float(interface_derivative_weight)
+        self.vectorize_experts = vectorize_experts
         self.expert_loss = expert_loss
-        if loss_weights is None:
-            loss_weights = {**_DEFAULT_WEIGHTS, "seam": 1.0} if expert_loss else _DEFAULT_WEIGHTS
-        self.loss_weights = dict(loss_weights)
 
     def __check_init__(self):
-        check_weights("MoEHardConstraint loss", self.loss_weights)
+        check_weights("constraint row", self.row_weights)
+        check_weights("constraint loss", self.loss_weights)
+        check_weights(
+            "constraint",
+            {
+                "ridge": self.ridge,
+                "interface_weight": self.interface_weight,
+                "interface_derivative_weight": self.interface_derivative_weight,
+            },
+        )
 
     @property
     def num_outputs(self) -> int:
-        return self.layer.num_basis
+        return self.num_basis
 
-    @property
-    def num_experts(self) -> int:
-        return math.prod(self.layer.parts)
+    def partition(self, pde: AbstractPDE) -> Partition:
+        """The partition of the PDE's grid into experts (one block when `parts` is None)."""
+        grid = pde.grid
+        parts = (1,) * grid.ndim if self.parts is None else self.parts
+        return partition(grid.shape, parts, tuple(a.periodic for a in grid.axes))
 
-    def weights(self, pde, output, condition, *, key):
-        """The solved weights, shape (K, N), and per-expert statistics."""
-        return self.layer.weights(pde, output, condition, key)
+    def term_names(self, pde: AbstractPDE) -> tuple[str, ...]:
+        names = pde.block_names()
+        seam = self.expert_loss and bool(self.partition(pde).faces)
+        return (*names, "seam") if seam else names
+
+    def _row_weights(self, pde: AbstractPDE) -> dict[str, float]:
+        names = pde.block_names()
+        if self.row_weights is None:
+            return {name: 1.0 for name in names}
+        return check_names("constraint.row_weights", self.row_weights, names)
+
+    # ---- the per-sample solve -------------------------------------------------------------
+
+    def _basis(self, pde, output, condition) -> tuple[BasisQuantities, PyTree[Array], Array]:
+        if jnp.zeros((), jnp.float64).dtype != jnp.float64:
+            raise RuntimeError(
+                "Hard-constraint solves run in float64: call "
+                'jax.config.update("jax_enable_x64", True) before building arrays.'
+            )
+        finite = jnp.all(jnp.isfinite(output))
+        if self.throw:
+            output = eqx.error_if(
+                output,
+                ~finite,
+                "The model emitted non-finite basis values (NaN/inf) before the hard "
+                "constraint; check the model and the learning rate.",
+            )
+        condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
+        basis = pde.derivatives.basis(pde, output.astype(jnp.float64), condition)
+        if basis.num_basis != self.num_basis:
+            raise ValueError(
+                f"The hard constraint expects {self.num_basis} basis fields; the model's output "
+                f"{output.shape} gives {basis.num_basis}. Set the model's out_channels to "
+                f"constraint.num_basis={self.num_basis}."
+            )
+        return basis, condition, finite
+
+    def _problems(
+        self, pde, part, basis, condition, key
+    ) -> tuple[ExpertProblem, Int[Array, "experts points"]]:
+        """Every expert's problem (leading expert axis) and its collocation indices."""
+        block = math.prod(part.block_shape)
+        if self.num_points > block:
+            raise ValueError(
+                f"constraint.num_points={self.num_points} exceeds the {block} grid points of each "
+                f"expert's block {part.block_shape}; use at most {block}."
+            )
+        masks = []
+        for b in pde.residual_blocks():
+            owner = part.owner_of(b.locations(pde.grid))
+            experts = np.arange(part.num_experts).reshape((-1,) + (1,) * owner.ndim)
+            mask = experts == owner
+            masks.append(np.ones_like(mask) if self.global_boundary_rows else mask)
+        rows = self.num_points + sum(int(m.reshape(len(m), -1).sum(1).min()) for m in masks)
+        if rows < self.num_basis:
+            raise ValueError(
+                f"Each constraint solve has only {rows} residual rows for {self.num_basis} basis "
+                f"weights; raise constraint.num_points to at least {self.num_basis} or lower "
+                "constraint.num_basis."
+            )
+        points = jnp.asarray(part.points)
+        choose = lambda k: jr.choice(k, points.shape[1], (self.num_points,), replace=False)
+        index = jnp.take_along_axis(points, jax.vmap(choose)(jr.split(key, part.num_experts)), 1)
+        n1 = basis.fields.shape[-1]
+        interior = {k: v.reshape(-1, n1)[index] for k, v in basis.interior.items()}
+        coefficients = flat_coefficients(pde, condition, basis.fields.dtype)
+        coefficients = {k: v[index] for k, v in coefficients.items()}
+        problem = ExpertProblem(interior, coefficients, tuple(jnp.asarray(m) for m in masks))
+        return problem, index
+
+    def _residual(self, pde: AbstractPDE, weights: dict[str, float], omega, args):
+        """The weighted residual rows of one expert: PDE, blocks, interface, ridge."""
+        problem, shared = args
+        w = augment(omega)
+        q = {k: v @ w for k, v in problem.interior.items()}
+        interior = pde.interior_residual(
+            merge_coefficients(q, problem.coefficients), shared.condition
+        )
+        if interior.shape != (self.num_points,):
+            raise ValueError(
+                f"{type(pde).__name__}.interior_residual must return one value per collocation "
+                f"point, shape ({self.num_points},); got {interior.shape}."
+            )
+        rows = [weights["pde"] / math.sqrt(self.num_points) * interior]
+        blocks = pde.residual_blocks()
+        sizes: dict[str, int] = {}
+        for block, trace in zip(blocks, shared.traces):
+            sizes[block.name] = sizes.get(block.name, 0) + math.prod(trace.shape[1:-1])
+        for block, trace, mask in zip(blocks, shared.traces, problem.masks):
+            x = jnp.asarray(block.coordinates(pde.grid))
+            r = block.residual(trace @ w, shared.condition, x)
+            if r.shape != mask.shape:
+                raise ValueError(
+                    f"{type(pde).__name__}: block {block.name!r} returns rows of shape {r.shape}"
+                    f" for traces of shape {trace.shape[1:-1]}; return one row per trace point."
+                )
+            scale = weights[block.name] / math.sqrt(sizes[block.name])
+            rows.append(scale * jnp.where(mask, r, 0.0).ravel())
+        for face in problem.interface:
+            scale = face.exists[:, None] / math.sqrt(face.exists.size * face.value.shape[1])
+            rows.append(
+                (self.interface_weight * scale * (face.value @ w - face.value_target)).ravel()
+            )
+            rows.append(
+                (
+                    self.interface_derivative_weight
+                    * scale
+                    * (face.normal @ w - face.normal_target)
+                ).ravel()
+            )
+        rows.append(self.ridge * omega)
+        return jnp.concatenate(rows)
+
+    def _solve_experts(self, pde, problem, shared, omega0):
+        weights = self._row_weights(pde)
+        fn = lambda omega, args: self._residual(pde, weights, omega, args)
+
+        def one(omega0, problem):
+            args = (problem, shared)
+            sol = optx.least_squares(
+                fn,
+                self.solver,
+                omega0,
+                args,
+                max_steps=self.max_steps,
+                throw=False,
+                adjoint=self.adjoint,
+            )
+            residual = jnp.linalg.norm(fn(sol.value, args))
+            return sol.value, (RESULTS.promote(sol.result), sol.stats["num_steps"], residual)
+
+        if self.vectorize_experts:
+            return jax.vmap(one)(omega0, problem)
+        return jax.lax.map(lambda a: one(*a), (omega0, problem))
+
+    def solve(
+        self,
+        pde: AbstractPDE,
+        output: Float[Array, "*points channels"],
+        condition: PyTree[Array],
+        *,
+        key: PRNGKeyArray,
+    ) -> tuple[BasisQuantities, Float[Array, "experts n_basis"], SolveStats]:
+        """Solve every expert's weights for one sample.
+
+        **Returns:** the per-basis quantities (float64, offset column last), the weights ω,
+        shape `(K, N)`, and the statistics.
+        """
+        basis, condition, finite = self._basis(pde, output, condition)
+        part = self.partition(pde)
+        problem, index = self._problems(pde, part, basis, condition, key)
+        shared = _Shared(basis.traces, condition)
+        faces = _faces(part, basis.fields)
+        omega0 = jnp.full((part.num_experts, self.num_basis), self.init_weight, jnp.float64)
+        omega, info = self._solve_experts(pde, problem, shared, omega0)
+        if self.interface_sweeps:
+
+            def sweep(carry, _):
+                omega, _ = carry
+                interface = faces.interface(augment(omega))
+                with_rows = ExpertProblem(
+                    problem.interior, problem.coefficients, problem.masks, interface
+                )
+                return self._solve_experts(pde, with_rows, shared, omega), None
+
+            (omega, info), _ = jax.lax.scan(sweep, (omega, info), None, self.interface_sweeps)
+        result, num_steps, residual = info
+        seam_rms, seam_max = faces.seam(augment(omega))
+        stats = SolveStats(result, num_steps, residual, finite, index, seam_rms, seam_max)
+        if self.throw:
+            omega = eqx.error_if(
+                omega,
+                ~jnp.all(stats.converged),
+                "A hard-constraint solve did not converge (see the solver's result). Raise "
+                "constraint.max_steps, loosen the solver tolerances, or set "
+                "constraint.throw=false to skip and count such samples instead.",
+            )
+        return basis, omega, stats
+
+    def objective(
+        self,
+        pde: AbstractPDE,
+        output: Float[Array, "*points channels"],
+        condition: PyTree[Array],
+        *,
+        key: PRNGKeyArray,
+    ):
+        """The weighted residual rows of every expert as a function of the weights (without
+        interface rows): `omega (K, N) -> rows (K, M)`, the function whose half squared norm
+        each expert's solve minimises. For inspection and for testing other solvers."""
+        basis, condition, _ = self._basis(pde, output, condition)
+        problem, _ = self._problems(pde, self.partition(pde), basis, condition, key)
+        shared, weights = _Shared(basis.traces, condition), self._row_weights(pde)
+        one = lambda w, p: self._residual(pde, weights, w, (p, shared))
+        return lambda omega: jax.vmap(one)(omega, problem)
+
+    def assemble(
+        self,
+        pde: AbstractPDE,
+        basis: BasisQuantities,
+        omega: Float[Array, "experts n_basis"],
+    ) -> Float[Array, "*grid"]:
+        """The solution u = b·ω_k (plus the offset) on each expert k's block."""
+        return assemble(basis, augment(omega), self.partition(pde))
+
+    def terms(
+        self,
+        pde: AbstractPDE,
+        basis: BasisQuantities,
+        omega: Float[Array, "experts n_basis"],
+        condition: PyTree[Array],
+    ) -> dict[str, Float[Array, ""]]:
+        """The unweighted training terms of the weights ω (see `expert_loss`)."""
+        condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
+        part, w = self.partition(pde), augment(omega)
+        if not self.expert_loss:
+            return self.mean_squares(pde, pde.residuals(assemble(basis, w, part), condition))
+        interior, blocks = field_residuals(pde, basis, w, part, condition)
+        terms = self.mean_squares(pde, {"pde": interior, **blocks})
+        return terms | ({"seam": _seam_term(part, basis, w)} if part.faces else {})
+
+    # ---- the constraint interface ---------------------------------------------------------
 
     def __call__(self, pde, output, condition, *, key):
-        omega, stats = self.layer.weights(pde, output, condition, key)
-        return self.layer.solution(pde, output, condition, omega), stats
-
-    def report(self, pde, output, condition, *, key):
-        return _report(self.layer, pde, output, condition, key)
+        basis, omega, stats = self.solve(pde, output, condition, key=key)
+        return self.assemble(pde, basis, omega), stats
 
     def loss_terms(self, pde, output, condition, *, key):
-        if not self.expert_loss:
-            return AbstractConstraint.loss_terms(self, pde, output, condition, key=key)
-        return _expert_loss_terms(self, pde, output, condition, key)
+        basis, omega, stats = self.solve(pde, output, condition, key=key)
+        ok = jnp.all(stats.converged)
+        # A skipped sample's terms are those of a zero field: finite, and left out of the loss.
+        zero = lambda a: jnp.where(ok, a, jax.lax.stop_gradient(jnp.zeros_like(a)))
+        basis, omega = jax.tree.map(zero, (basis, omega))
+        return self.terms(pde, basis, omega, condition), ok, stats
+
+    def report(self, pde, output, condition, *, key):
+        """Constraint satisfaction of the layer's output and of the raw network before it.
+
+        Residuals are those of the field with every point's owner's weights: the PDE RMS at
+        the collocation points and at the held-out points, each block's RMS; then the seam
+        (`seam_rms`, `seam_max`), the converged fraction, and the same residuals of the raw
+        network (weights `init_weight`), prefixed `raw_`.
+        """
+        basis, omega, stats = self.solve(pde, output, condition, key=key)
+        condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
+        part = self.partition(pde)
+
+        def residual_rms(omega):
+            interior, blocks = field_residuals(pde, basis, augment(omega), part, condition)
+            at = jnp.zeros(interior.shape, bool).at[stats.collocation.ravel()].set(True)
+            out = {"pde_rms_collocation": rms(interior, at), "pde_rms_heldout": rms(interior, ~at)}
+            return out | {f"{name}_rms": rms(rows) for name, rows in blocks.items()}
+
+        out = residual_rms(omega) | {"seam_rms": stats.seam_rms, "seam_max": stats.seam_max}
+        raw = residual_rms(jnp.full_like(omega, self.init_weight))
+        out.update({f"raw_{k}": v for k, v in raw.items()})
+        out["converged_fraction"] = jnp.mean(stats.converged.astype(jnp.float64))
+        return out
 
 
-def _expert_loss_terms(constraint, pde, output, condition, key):
-    """`loss_terms` from the per-basis quantities with each point's owner's weights."""
-    omega, stats = constraint.layer.weights(pde, output, condition, key)
-    ok = jnp.all(stats["converged"])
-    # A skipped sample's terms are those of a zero field: finite, and left out of the loss.
-    zero = lambda a: jnp.where(ok, a, jax.lax.stop_gradient(jnp.zeros_like(a)))
-    condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
-    terms = constraint.layer.expert_terms(pde, zero(output), zero(omega), condition)
-    return constraint.checked(terms), ok, stats
+def _seam_term(part: Partition, basis: BasisQuantities, w) -> Float[Array, ""]:
+    """Mean square of the value and normal-derivative jumps across expert faces; the normal
+    difference is scaled by the axis length (a derivative on the unit interval)."""
+    faces = _faces(part, basis.fields)
+    squares, count = 0.0, 0.0
+    for ops, scale in ((faces.value, None), (faces.normal, True)):
+        own, other = faces.both_sides(ops, w)
+        for f, a, b, e, op in zip(part.faces, own, other, faces.exists, ops):
+            jump = (part.grid_shape[f.axis] if scale else 1.0) * (a - b) * e[..., None]
+            squares = squares + jnp.sum(jnp.square(jump))
+            count = count + jnp.sum(e) * op.shape[2]
+    return squares / count
 
 
-def _make_layer(*, row_weights, init_weight, adjoint_solver, **fields) -> _Layer:
-    """Validate the constructor arguments shared by both layers and build the `_Layer`."""
-    for name, low in (
-        ("num_basis", 1),
-        ("num_points", 1),
-        ("max_steps", 1),
-        ("interface_sweeps", 0),
-    ):
-        value = fields[name]
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"constraint.{name} must be an integer >= {low}, got {value!r}.")
-    parts = fields["parts"]
-    if parts is not None and (not parts or any(not isinstance(p, int) or p < 1 for p in parts)):
-        raise ValueError(f"constraint.parts must be positive integers, got {parts!r}.")
-    row_weights = dict(_DEFAULT_WEIGHTS if row_weights is None else row_weights)
-    check_weights("constraint row", row_weights)
-    floats = ("ridge", "interface_weight", "interface_derivative_weight")
-    check_weights("constraint", {name: fields[name] for name in floats})
-    fields.update({name: float(fields[name]) for name in floats})
-    return _Layer(
-        row_weights=row_weights,
-        init_weight=1.0 / fields["num_basis"] if init_weight is None else float(init_weight),
-        adjoint=optx.ImplicitAdjoint(linear_solver=adjoint_solver),
-        **fields,
-    )
+def MoEHardConstraint(parts: Sequence[int] = (1, 4), **kwargs) -> HardConstraint:
+    """PI-HC-MoE: [`pdeopt.constraints.HardConstraint`][] on K = ∏ `parts` experts.
 
-
-def _report(layer: _Layer, pde, output, condition, key) -> dict[str, Array]:
-    """Constraint satisfaction of the layer's output and of the raw network before it."""
-    omega, stats = layer.weights(pde, output, condition, key)
-    condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
-    hard = _field_report(pde, layer, output, condition, omega, stats["collocation"])
-    raw_omega = jnp.full_like(omega, layer.init_weight)
-    raw = _field_report(pde, layer, output, condition, raw_omega, stats["collocation"])
-    out = {**hard, "seam_rms": stats["seam_rms"], "seam_max": stats["seam_max"]}
-    out.update({f"raw_{k}": v for k, v in raw.items()})
-    out["converged_fraction"] = jnp.mean(stats["converged"].astype(jnp.float64))
-    return out
+    The same layer with a partition, `(1, 4)` by default: four spatial experts on a `(t, x)`
+    grid; `(1, 2, 2)` four on `(t, x, y)`. Every other argument is `HardConstraint`'s.
+    """
+    return HardConstraint(parts=parts, **kwargs)

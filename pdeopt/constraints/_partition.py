@@ -37,13 +37,19 @@ class Partition:
 
     - `points[k]`: the flat grid indices of expert k's block, shape (K, block_size).
     - `owner[p]`: the expert owning flat grid point p.
-    - `faces`: one `Faces` per axis with more than one part.
+    - `faces`: one `Faces` per axis with more than one part. On a periodic axis the first
+        and last blocks are neighbours across the wrap-around face (last point, first point).
     """
 
     grid_shape: tuple[int, ...]
     parts: tuple[int, ...]
+    periodic: tuple[bool, ...] = ()
 
     def __post_init__(self):
+        if not self.periodic:
+            object.__setattr__(self, "periodic", (False,) * len(self.grid_shape))
+        if len(self.periodic) != len(self.grid_shape):
+            raise ValueError(f"periodic {self.periodic} needs one flag per grid axis.")
         if len(self.parts) != len(self.grid_shape):
             raise ValueError(
                 f"partition {self.parts} has {len(self.parts)} entries but the grid "
@@ -111,13 +117,15 @@ class Partition:
                         ((c[axis] + 1) * block[axis] - 1, c[axis] + 1),
                     )
                 ):
-                    if not 0 <= other < parts:
+                    if self.periodic[axis]:
+                        low, other = low % shape[axis], other % parts
+                    elif not 0 <= other < parts:
                         continue
                     exists[k, side] = True
                     n = c.copy()
                     n[axis] = other
                     neighbour[k, side] = np.ravel_multi_index(tuple(n), self.parts)
-                    for target, index in ((lower, low), (upper, low + 1)):
+                    for target, index in ((lower, low), (upper, (low + 1) % shape[axis])):
                         r = list(ranges)
                         r[axis] = np.array([index])
                         mesh = np.meshgrid(*r, indexing="ij")
@@ -126,6 +134,8 @@ class Partition:
         return tuple(out)
 
 
-def partition(grid_shape: Sequence[int], parts: Sequence[int]) -> Partition:
-    """`Partition(tuple(grid_shape), tuple(parts))`, validated."""
-    return Partition(tuple(int(n) for n in grid_shape), tuple(parts))
+def partition(
+    grid_shape: Sequence[int], parts: Sequence[int], periodic: Sequence[bool] = ()
+) -> Partition:
+    """`Partition(tuple(grid_shape), tuple(parts), tuple(periodic))`, validated."""
+    return Partition(tuple(int(n) for n in grid_shape), tuple(parts), tuple(periodic))

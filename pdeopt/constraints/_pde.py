@@ -5,130 +5,157 @@ import abc
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Int, PyTree
+from jaxtyping import Array, Float, PyTree
+
+from ..discretizations import Grid
+from ._blocks import Boundary
+from ._derivatives import AbstractDerivatives
 
 
 class AbstractPDE(eqx.Module):
-    """A PDE on a fixed space–time grid, written on *linear quantities* of a field.
+    """A PDE on a fixed grid, written as physics only: quantities, a residual, blocks.
 
-    A PDE is described by two linear maps and two pointwise functions:
+    A PDE declares
 
-    - `interior_quantities(u)`: linear quantities of a grid field (`u`, `u_t`, `u_xx`, …),
-        each an array on the grid. Because the map is linear, the same function applied to
-        each of N basis fields gives the per-basis quantities that the hard-constraint layers
-        combine with weights ω.
-    - `interior_residual(q, condition)`: the PDE residual, pointwise in those quantities;
-        it may be nonlinear. It accepts quantities on the whole grid or gathered at any set
-        of collocation points.
-    - `boundary_quantities(u)`: linear traces of the field used by the initial and boundary
-        conditions (the initial slice, boundary values and derivatives).
-    - `boundary_residuals(qb, condition)`: named residual rows of the initial and boundary
-        conditions, each an array; `boundary_locations()` gives the grid point of each row.
+    - `grid`: its tensor-product grid ([`pdeopt.discretizations.Grid`][]), time first for
+        evolution problems;
+    - `derivatives`: where the linear quantities come from, an instance of
+        [`pdeopt.constraints.FiniteDifference`][], [`pdeopt.constraints.Spectral`][] (grid
+        fields, e.g. an FNO's output) or [`pdeopt.constraints.Autodiff`][] (a coordinate
+        model: PINN or DeepONet trunk);
+    - `quantities` (class variable): the linear quantities of the field that the residual
+        reads, as derivative multi-indices over the grid axes, e.g.
+        `{"u": (0, 0), "u_t": (1, 0), "u_xx": (0, 2)}` on `(t, x)`;
+    - `interior_residual(q, condition)`: the PDE residual, pointwise in those quantities (it
+        may be nonlinear in them);
+    - `blocks`: its initial and boundary conditions, a tuple of [`pdeopt.constraints.Boundary`][].
 
-    `condition` is the per-sample PDE input (initial condition, coefficients): whatever the
-    problem's data provide. Coefficient fields that the residual needs point by point (a
-    diffusivity a(x), a forcing f(x)) come from `interior_coefficients(condition)`: arrays on
-    the grid that are gathered at the same points as the quantities and merged into `q`, so
-    that `interior_residual` reads them as `q["a"]` wherever it is evaluated.
-    `inputs(condition)` lays the condition out, together with the grid coordinates, as the
-    model's input array.
+    Everything else is derived: the model's input (`inputs`), the per-basis quantities and
+    traces of the hard-constraint layers, the residual blocks of a grid field (`residuals`),
+    the names of the residual blocks and so the default row and loss weights (`block_names`).
+    Because the quantities are linear in the field, the per-basis quantities of N basis
+    fields combine with weights ω into those of u = Σ ω_n b_n; the same `interior_residual`
+    serves grid fields and coordinate models.
 
-    Coordinate-model formulations instead read the per-basis quantities from the model's
-    output, autodiff derivatives at the points of `inputs`: see `quantities_from_output`.
+    Optional hooks:
+
+    - `interior_coefficients(condition)`: fields of the condition that the residual needs
+        pointwise (a diffusivity a(x)); merged into `q` wherever it is evaluated.
+    - `linear_quantities(u)`: override for quantities that are linear but not derivatives
+        (a velocity from a vorticity, fluxes with a boundary value built in). It must stay
+        linear: the hard-constraint layers check it and refuse a nonlinear one.
+    - `ansatz(fields, condition)`: a solution ansatz built from the model's channels (a
+        mollifier that makes the initial condition hold by construction).
+    - `features(condition)`: the condition's channels of the model input (default: the
+        condition broadcast to the grid).
     """
 
-    @property
-    @abc.abstractmethod
-    def grid_shape(self) -> tuple[int, ...]:
-        """Shape of the space–time grid, time first."""
-
-    @abc.abstractmethod
-    def inputs(self, condition: PyTree[Array]) -> Float[Array, "*grid channels"]:
-        """The model's input for one sample: coordinates and the broadcast condition."""
-
-    @abc.abstractmethod
-    def interior_quantities(self, u: Float[Array, "*grid"]) -> dict[str, Float[Array, "*grid"]]:
-        """Linear quantities of the field `u` on the grid."""
+    grid: eqx.AbstractVar[Grid]
+    derivatives: eqx.AbstractVar[AbstractDerivatives]
+    quantities: eqx.AbstractClassVar[dict[str, tuple[int, ...]]]
 
     @abc.abstractmethod
     def interior_residual(
         self, q: dict[str, Float[Array, "*points"]], condition: PyTree[Array]
     ) -> Float[Array, "*points"]:
-        """The PDE residual, pointwise in the quantities `q`."""
+        """The PDE residual, pointwise in the quantities `q` (and the coefficients)."""
 
-    def ansatz(
-        self, fields: Float[Array, "*grid n"], condition: PyTree[Array]
-    ) -> tuple[Float[Array, "*grid n"], Float[Array, "*grid"]]:
-        """The solution ansatz u = offset + Σ_k ω_k f_k built from the model's output fields.
+    @property
+    def blocks(self) -> tuple[Boundary, ...]:
+        """The initial- and boundary-condition blocks (default: none)."""
+        return ()
 
-        Returns the fields f (any transformation of the model's channels) and the offset (a
-        field that may depend on the condition). Soft constraints use u = offset + f_1; the
-        hard-constraint layers solve for ω with f_k as the basis. The default is the model's
-        output unchanged and no offset; a PDE overrides it to make a condition hold by
-        construction (the Navier–Stokes initial-condition mollifier).
-        """
-        del condition
-        return fields, jnp.zeros(fields.shape[:-1], fields.dtype)
+    # ---- derived ------------------------------------------------------------------------
 
-    def quantities_from_output(
-        self, output: Float[Array, "*points channels"]
-    ) -> (
-        tuple[
-            Float[Array, "*grid n"],
-            dict[str, Float[Array, "*grid n"]],
-            dict[str, Float[Array, "... n"]],
-        ]
-        | None
-    ):
-        """Per-basis quantities read from the model's output instead of computed from fields.
+    @property
+    def grid_shape(self) -> tuple[int, ...]:
+        """The grid's shape."""
+        return self.grid.shape
 
-        The default, `None`, is the grid formulation: the hard-constraint layers apply
-        `interior_quantities` and `boundary_quantities` to each of the `ansatz` fields. A PDE
-        for coordinate models (a DeepONet trunk or PINN wrapped in
-        [`pdeopt.models.AutodiffBasis`][], whose output channels are the basis functions and
-        their autodiff derivatives at the points of `inputs`) returns instead
+    def coordinates(self) -> tuple[Float[np.ndarray, " n"], ...]:
+        """The coordinate vector of every grid axis."""
+        return tuple(axis.points for axis in self.grid.axes)
 
-        - `fields`: the N basis values on the grid, `(*grid, N)`;
-        - `interior`: {name: `(*grid, N)`}, the per-basis quantities of `interior_residual`;
-        - `boundary`: {name: `(..., N)`}, the per-basis traces of `boundary_residuals`
-            (they may lie off the grid, e.g. at x = 0 and x = 1 of a cell-centred grid).
+    def residual_blocks(self) -> tuple[Boundary, ...]:
+        """Every block the constraints fit: `blocks`, plus those `derivatives` adds (the
+        periodicity rows of a coordinate model)."""
+        return self.derivatives.blocks(self)
 
-        The solution is then u = fields·ω: `ansatz` is not used (no offset), and every
-        residual the layer forms — solve, training loss, report — is built from these
-        quantities, so no derivative is taken on the grid.
-        """
-        del output
-        return None
+    def block_names(self) -> tuple[str, ...]:
+        """`"pde"` and the names of the residual blocks, in order: the keys of the weights."""
+        names = ["pde"]
+        for block in self.residual_blocks():
+            if block.name == "pde":
+                raise ValueError(f"{type(self).__name__}: a block may not be named 'pde'.")
+            if block.name not in names:
+                names.append(block.name)
+        return tuple(names)
+
+    def inputs(self, condition: PyTree[Array]) -> Float[Array, "*points channels"]:
+        """The model's input for one sample: normalised coordinates, then `features`."""
+        return self.derivatives.inputs(self, condition)
+
+    def grid_inputs(self, condition: PyTree[Array]) -> Float[Array, "*grid channels"]:
+        """Normalised coordinates (each axis mapped to [0, 1]) and the condition's channels."""
+        mesh = self.grid.meshgrid()
+        lo = np.array([a.lo for a in self.grid.axes])
+        hi = np.array([a.hi for a in self.grid.axes])
+        coords = jnp.asarray((mesh - lo) / (hi - lo))
+        features = self.features(condition).astype(coords.dtype)
+        return jnp.concatenate([coords, features], axis=-1)
+
+    def features(self, condition: PyTree[Array]) -> Float[Array, "*grid channels"]:
+        """The condition's channels of the model input: the condition broadcast to the grid
+        (a scalar, a field on the trailing axes such as u0(x), or a field on the grid)."""
+        condition = jnp.asarray(condition)
+        return jnp.broadcast_to(condition, self.grid.shape)[..., None]
+
+    def linear_quantities(self, u: Float[Array, "*grid"]) -> dict[str, Float[Array, "*grid"]]:
+        """The linear quantities of a grid field (default: the `quantities` derivatives)."""
+        return self.derivatives.apply(self.grid, u, self.quantities)
 
     def interior_coefficients(self, condition: PyTree[Array]) -> dict[str, Float[Array, "*grid"]]:
         """Fields of the condition needed pointwise by `interior_residual` (default: none)."""
         del condition
         return {}
 
-    @abc.abstractmethod
-    def boundary_quantities(self, u: Float[Array, "*grid"]) -> dict[str, Float[Array, "..."]]:
-        """Linear traces of `u` needed by the initial and boundary conditions."""
+    def ansatz(
+        self, fields: Float[Array, "*grid n"], condition: PyTree[Array]
+    ) -> tuple[Float[Array, "*grid n"], Float[Array, "*grid"]]:
+        """The solution ansatz u = offset + Σ_k ω_k f_k built from the model's output fields.
 
-    @abc.abstractmethod
-    def boundary_residuals(
-        self, qb: dict[str, Float[Array, "..."]], condition: PyTree[Array]
-    ) -> dict[str, Float[Array, "..."]]:
-        """Named residual rows of the initial and boundary conditions."""
-
-    @abc.abstractmethod
-    def boundary_locations(self) -> dict[str, Int[np.ndarray, "... ndim"]]:
-        """Grid multi-index of every row of `boundary_residuals`, block by block.
-
-        Each array has the shape of its residual block plus a trailing axis of length
-        `len(grid_shape)`: the grid point nearest to where the row applies. The
-        mixture-of-experts layer uses it to give each expert the rows inside its subdomain.
+        Returns the fields f and the offset. The default is the model's output unchanged
+        and no offset.
         """
+        del condition
+        return fields, jnp.zeros(fields.shape[:-1], fields.dtype)
 
-    def residuals(self, u: Float[Array, "*grid"], condition: PyTree[Array]) -> dict[str, Array]:
-        """All residual blocks of a grid field: `{"pde": ..., **boundary_residuals}`."""
-        q = merge_coefficients(self.interior_quantities(u), self.interior_coefficients(condition))
-        pde = self.interior_residual(q, condition)
-        return {"pde": pde, **self.boundary_residuals(self.boundary_quantities(u), condition)}
+    def residuals(
+        self, u: Float[Array, "*grid"], condition: PyTree[Array]
+    ) -> dict[str, Float[Array, "..."]]:
+        """Every residual block of a grid field u: `{"pde": ..., block name: rows}`.
+
+        Blocks that share a name are concatenated (flattened). Needs grid `derivatives`.
+        """
+        q = merge_coefficients(self.linear_quantities(u), self.interior_coefficients(condition))
+        out = {"pde": self.interior_residual(q, condition)}
+        traces = self.derivatives.traces(self, u)
+        return out | group_blocks(self, condition, traces)
+
+
+def group_blocks(pde: AbstractPDE, condition, traces) -> dict[str, Array]:
+    """The residual rows of every block from its traces, blocks of one name concatenated."""
+    rows: dict[str, list[Array]] = {}
+    for block, trace in zip(pde.residual_blocks(), traces):
+        x = jnp.asarray(block.coordinates(pde.grid))
+        r = block.residual(trace, condition, x)
+        if r.shape != trace.shape[1:]:
+            raise ValueError(
+                f"{type(pde).__name__}: block {block.name!r} residual has shape {r.shape}, "
+                f"expected one row per trace point, {trace.shape[1:]}."
+            )
+        rows.setdefault(block.name, []).append(r.ravel())
+    return {name: jnp.concatenate(r) for name, r in rows.items()}
 
 
 def merge_coefficients(q: dict[str, Array], coefficients: dict[str, Array]) -> dict[str, Array]:
@@ -136,7 +163,7 @@ def merge_coefficients(q: dict[str, Array], coefficients: dict[str, Array]) -> d
     clash = set(q) & set(coefficients)
     if clash:
         raise ValueError(
-            f"interior_coefficients and interior_quantities both define {sorted(clash)}; "
+            f"interior_coefficients and the quantities both define {sorted(clash)}; "
             "give the coefficient fields names of their own."
         )
     return q | coefficients

@@ -7,7 +7,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ._base import AbstractConstraint, check_weights, rms
+from ._base import AbstractConstraint, assemble, check_weights, field_residuals, rms
+from ._derivatives import BasisQuantities
+from ._partition import Partition, partition
 from ._pde import AbstractPDE
 
 
@@ -112,19 +114,20 @@ class LearningRateAnnealing(eqx.Module):
 class SoftConstraint(AbstractConstraint):
     """Physics-informed soft constraint (PI-SC): a weighted sum of mean-squared residuals.
 
-    The model emits the solution itself (one channel); the training loss is
-    Σ_b w_b · mean(r_b²) over the residual blocks b of `AbstractPDE.residuals`
-    (`"pde"` and the problem's initial/boundary blocks, e.g. `"ic"`, `"bc"`).
+    The model emits the solution itself (one field, after the PDE's `ansatz`); the training
+    loss is Σ_b w_b · mean(r_b²) over the residual blocks b of the PDE (`"pde"` and its
+    initial/boundary blocks, e.g. `"ic"`, `"bc"`), evaluated from the quantities the PDE's
+    `derivatives` provide (grid operators, or autodiff of a coordinate model).
 
     **Arguments:**
 
-    - `weights`: one non-negative weight per residual block; every block the PDE produces
-        must have a weight (a missing or unknown name is an error at trace time).
+    - `weights`: one non-negative weight per residual block, or `None` (default) for weight
+        1 on every block the PDE has; a missing or unknown name is an error at trace time.
     - `balancing`: `None` (fixed weights), or a [`pdeopt.constraints.LearningRateAnnealing`][]
         that adapts the weights during training, starting from `weights`.
     """
 
-    loss_weights: dict[str, float] = eqx.field(static=True)
+    loss_weights: dict[str, float] | None = eqx.field(static=True)
     balancing: LearningRateAnnealing | None
 
     def __init__(
@@ -132,7 +135,7 @@ class SoftConstraint(AbstractConstraint):
         weights: Mapping[str, float] | None = None,
         balancing: LearningRateAnnealing | None = None,
     ):
-        self.loss_weights = dict({"pde": 1.0, "ic": 1.0, "bc": 1.0} if weights is None else weights)
+        self.loss_weights = None if weights is None else dict(weights)
         self.balancing = balancing
 
     def __check_init__(self):
@@ -142,26 +145,45 @@ class SoftConstraint(AbstractConstraint):
     def num_outputs(self) -> int:
         return 1
 
+    def _basis(self, pde: AbstractPDE, output, condition) -> BasisQuantities:
+        basis = pde.derivatives.basis(pde, output, condition)
+        if basis.num_basis != 1:
+            raise ValueError(
+                f"SoftConstraint expects a model with out_channels=1; got {basis.num_basis} fields."
+            )
+        return basis
+
+    def _residuals(self, pde, output, condition):
+        basis = self._basis(pde, output, condition)
+        one = jnp.ones((1, 2), basis.fields.dtype)
+        return field_residuals(pde, basis, one, single(pde), condition)
+
     def __call__(
         self,
         pde: AbstractPDE,
-        output: Float[Array, "*grid channels"],
+        output: Float[Array, "*points channels"],
         condition: PyTree[Array],
         *,
         key: PRNGKeyArray | None = None,
-    ) -> tuple[Float[Array, "*grid"], dict[str, Array]]:
+    ) -> tuple[Float[Array, "*grid"], None]:
         del key
-        if output.shape[-1] != 1:
-            raise ValueError(
-                f"SoftConstraint expects a model with out_channels=1; got {output.shape[-1]}."
-            )
-        fields, offset = pde.ansatz(output, condition)
-        return offset + fields[..., 0], {}
+        basis = self._basis(pde, output, condition)
+        return assemble(basis, jnp.ones((1, 2), basis.fields.dtype), single(pde)), None
+
+    def loss_terms(self, pde, output, condition, *, key=None):
+        del key
+        interior, blocks = self._residuals(pde, output, condition)
+        return self.mean_squares(pde, {"pde": interior, **blocks}), jnp.array(True), None
 
     def report(self, pde, output, condition, *, key=None):
         """RMS of each residual block over the whole grid (no collocation set, no seams)."""
-        u, _ = self(pde, output, condition, key=key)
-        residuals = pde.residuals(u, condition)
-        out = {"pde_rms_heldout": rms(residuals.pop("pde"))}
-        out.update({f"{name}_rms": rms(block) for name, block in residuals.items()})
+        del key
+        interior, blocks = self._residuals(pde, output, condition)
+        out = {"pde_rms_heldout": rms(interior)}
+        out.update({f"{name}_rms": rms(block) for name, block in blocks.items()})
         return out
+
+
+def single(pde: AbstractPDE) -> Partition:
+    """The one-expert partition of the PDE's grid."""
+    return partition(pde.grid.shape, (1,) * pde.grid.ndim)

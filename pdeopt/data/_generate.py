@@ -88,6 +88,9 @@ class SampleGenerator(Protocol):
     - `generate_samples(seeds)`: solves the samples with these seeds. Sample `i` must depend
         only on `i` (not on which other seeds are in the batch), so that a file generated in
         chunks equals one generated at once.
+
+    A generator may also have `first_seed` (default 0): the seed of its sample 0, which names
+    the samples in a per-seed file (a test split that starts after the training seeds).
     """
 
     @property
@@ -147,6 +150,7 @@ def generate_file(
         raise ValueError(f"data_layout must be one of {LAYOUTS}, got {generator.data_layout!r}.")
     path = Path(path)
     attrs, grid, total = generator.data_attrs(), generator.data_grid(), generator.num_samples
+    first = getattr(generator, "first_seed", 0)
     if path.exists():
         try:
             read_data_file(path, expected_attrs=attrs)
@@ -181,15 +185,17 @@ def generate_file(
             samples = generator.generate_samples(list(range(start, stop)))
             _check_samples(samples, stop - start, type(generator).__name__)
             write_seed_file(
-                file, samples.data, grid, attrs, first_seed=start, inputs=samples.inputs
+                file, samples.data, grid, attrs, first_seed=first + start, inputs=samples.inputs
             )
             bar.update(stop - start)
 
     pieces = [read_data_file(file, expected_attrs=attrs) for file in files]
     data = np.concatenate([p.data for p in pieces])
     inputs = {k: np.concatenate([p.inputs[k] for p in pieces]) for k in pieces[0].inputs}
-    write = write_seed_file if generator.data_layout == "per-seed" else write_single_file
-    write(path, data, grid, attrs, inputs=inputs)
+    if generator.data_layout == "per-seed":
+        write_seed_file(path, data, grid, attrs, first_seed=first, inputs=inputs)
+    else:
+        write_single_file(path, data, grid, attrs, inputs=inputs)
     write_file_digest(path)
     shutil.rmtree(parts)
     return path

@@ -65,7 +65,7 @@ class DataFile:
     layout: str
 
 
-def _checksum(array: np.ndarray) -> str:
+def _checksum(array: np.ndarray | np.generic) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
@@ -237,7 +237,7 @@ def _check_attrs(path: Path, attrs: dict, expected: Mapping[str, object] | None)
             )
 
 
-def _read_dataset(path: Path, dataset: h5py.Dataset, index=()) -> np.ndarray:
+def _read_dataset(path: Path, dataset: h5py.Dataset, index=()) -> np.ndarray | np.generic:
     try:
         return dataset[index]
     except (OSError, ValueError) as e:
@@ -247,7 +247,7 @@ def _read_dataset(path: Path, dataset: h5py.Dataset, index=()) -> np.ndarray:
         ) from e
 
 
-def _verify(path: Path, where: str, array: np.ndarray, stored) -> None:
+def _verify(path: Path, where: str, array: np.ndarray | np.generic, stored) -> None:
     if stored is not None and _checksum(array) != _to_python(stored):
         raise DataFileError(
             f"Sample '{where}' of data file '{path}' fails its checksum; the file is corrupt. "

@@ -79,8 +79,8 @@ def _fourier_bins(delta, space: tuple[int, ...], lengths: tuple[float, ...], nb:
 
 
 def batch_metrics(
-    prediction: Float[Array, "batch time *space channels"],
-    reference: Float[Array, "batch time *space channels"],
+    prediction: Float[ArrayLike, "batch time *space channels"],
+    reference: Float[ArrayLike, "batch time *space channels"],
     *,
     convention: MetricConvention,
     initial_step: int = 1,
@@ -90,8 +90,8 @@ def batch_metrics(
 ) -> dict[str, Float[Array, ""]]:
     """PDEBench's error metrics of one batch, each averaged over time frames and channels.
 
-    Reimplemented from the definitions in pdeopt's `specs/benchmarks.md` §3.1 (PDEBench's
-    `metric_func`). With Δ = prediction − reference and, per sample b, frame t and channel c,
+    Reimplemented from the definitions of PDEBench's `metric_func` (Takamoto et al., 2022), not
+    from its code. With Δ = prediction − reference and, per sample b, frame t and channel c,
     e = sqrt(mean_x Δ²) and n = sqrt(mean_x reference²):
 
     - `rmse` = mean_b e; `nrmse` = mean_b e/n (PDEBench's headline number);
@@ -182,8 +182,8 @@ def pdebench_metrics(
 
     Batch aggregation (PDEBench's `metrics()`): `batch_metrics` of consecutive batches of
     `batch_size` samples, summed and divided by the number of batches, so a mean of per-batch
-    means. pdeopt divides by the true batch count (PDEBench HEAD divides by one fewer,
-    `specs/benchmarks.md` §3.3). Per-sample aggregation (`per_sample=True`) is the same with
+    means. pdeopt divides by the true batch count (PDEBench's code divides by one fewer since
+    its commit `dcc4d3d`). Per-sample aggregation (`per_sample=True`) is the same with
     batches of one sample, i.e. a plain mean over samples.
 
     **Arguments:**

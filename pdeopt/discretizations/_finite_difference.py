@@ -18,7 +18,9 @@ _ORDERS = (1, 2)
 _ACCURACIES = (2, 4)
 
 
-def fd_weights(x0: float, xs: Sequence[float], order: int) -> Float[np.ndarray, " points"]:
+def fd_weights(
+    x0: float, xs: Sequence[float] | Float[np.ndarray, " points"], order: int
+) -> Float[np.ndarray, " points"]:
     """Finite-difference weights on arbitrarily spaced points (Fornberg's algorithm).
 
     Returns `w` such that `Σ_i w[i] f(xs[i]) ≈ f^{(order)}(x0)`, exact for polynomials of degree

@@ -10,6 +10,8 @@ import lineax as lx
 import optimistix as optx
 from jaxtyping import Array, ArrayLike, Float, PyTree, Scalar
 
+from .._custom_types import ScalarLike
+
 _VectorField = Callable[[Float[Array, ""], PyTree[Array], PyTree], PyTree[Array]]
 
 
@@ -32,7 +34,7 @@ def solve_mol(
     stepsize_controller: dfx.AbstractStepSizeController = dfx.PIDController(
         rtol=1.0e-6, atol=1.0e-8
     ),
-    dt0: float | None = None,
+    dt0: ScalarLike | None = None,
     max_steps: int | None = 16_384,
     adjoint: dfx.AbstractAdjoint = dfx.RecursiveCheckpointAdjoint(),
     throw: bool = True,

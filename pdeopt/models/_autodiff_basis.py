@@ -22,9 +22,9 @@ class AutodiffBasis(eqx.Module):
     [`pdeopt.discretizations.derivatives`][] (nested forward-mode jvps), so they are exact
     for the network, and differentiable in its parameters.
 
-    A PDE that reads these channels as its per-basis quantities
-    (`AbstractPDE.quantities_from_output`, e.g. `problems.burgers.BurgersAutodiff`) fixes the
-    order of `orders` it expects and the scaling of its input coordinates.
+    A PDE whose `derivatives` are [`pdeopt.constraints.Autodiff`][] reads these channels as
+    its per-basis quantities; `Autodiff().model_options(pde)` gives the `orders` and
+    `coordinate_channels` it expects.
 
     ??? cite "References"
 

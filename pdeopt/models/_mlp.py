@@ -110,14 +110,14 @@ class FourierFeatures(eqx.Module):
         if isinstance(self.scale, (int, float)) and not self.scale > 0:
             raise ValueError(f"FourierFeatures needs `scale > 0`, got `scale={self.scale}`.")
 
-    def __call__(self, x: Float[Array, " in_features"]) -> Float[Array, " 2*num_features"]:
+    def __call__(self, x: Float[Array, " in_features"]) -> Float[Array, " embedding"]:
         """**Arguments:**
 
         - `x`: one input vector.
 
         **Returns:**
 
-        `[cos(2π B x), sin(2π B x)]`, cosines first.
+        `[cos(2π B x), sin(2π B x)]`, cosines first: `embedding = 2 * num_features` entries.
         """
         proj = 2 * jnp.pi * (jax.lax.stop_gradient(self.matrix) @ x)
         return jnp.concatenate([jnp.cos(proj), jnp.sin(proj)])

@@ -1,12 +1,13 @@
 """Equality-constrained minimisation by Newton steps on an exact augmented Lagrangian.
 
-AdaSketch-Newton (Hong, Na, Mahoney, Kolar 2023), transcribed in `specs/al-sketch-newton.md`.
+AdaSketch-Newton (Hong, Na, Mahoney and Kolar, ICML 2023); `docs/constrained_optimization.md`
+describes the method, its constants and the cost model of `stats["flops"]`.
 """
 
 import abc
 import warnings
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, no_type_check
 
 import equinox as eqx
 import jax
@@ -35,7 +36,7 @@ from ._sketching import (
 _Scalar = Float[Array, ""]
 
 # --------------------------------------------------------------------------------------
-# Safeguard policies (spec §4 steps 3–6, §6.1, §8 "two modes")
+# Safeguard policies: the reference code's dense tests, or matrix-free ones
 # --------------------------------------------------------------------------------------
 
 
@@ -47,7 +48,7 @@ class _Assessment(eqx.Module):
     psi: _Scalar  # Ψ, bound on ‖K⁻¹‖
     upsilon: _Scalar  # Υ
     k_fro: _Scalar  # ‖K‖_F (with the shifted B)
-    flops: _Scalar  # cost of the safeguards themselves (spec §9)
+    flops: _Scalar  # cost of the safeguards themselves
 
 
 class AbstractSafeguards(eqx.Module):
@@ -74,11 +75,11 @@ class AbstractSafeguards(eqx.Module):
     def residual_tolerance(
         self, theta: float, delta: _Scalar, kkt: _Scalar, a: _Assessment
     ) -> _Scalar:
-        """The absolute bound on ‖r‖ = ‖Kz + ∇L‖ at which the inner solve stops (spec §6.1)."""
+        """The absolute bound on ‖r‖ = ‖Kz + ∇L‖ at which the inner solve stops."""
 
     @abc.abstractmethod
     def delta_trial(self, mu: _Scalar, nu: _Scalar, beta: float, a: _Assessment) -> _Scalar:
-        """δ_trial(μ, ν) of spec §4 step 6 (`inf` when the policy has no such bound)."""
+        """δ_trial(μ, ν), the cap on δ at penalties (μ, ν) (`inf` when the policy has none)."""
 
     def curvature_shift(
         self, hvp: Callable[[Array], Array], dx: Array, n: int, m: int, xi_b: float
@@ -88,7 +89,7 @@ class AbstractSafeguards(eqx.Module):
 
 
 class FaithfulSafeguards(AbstractSafeguards):
-    """The reference code's safeguards, with dense linear algebra (spec §4, §6.1).
+    """The reference code's safeguards, with dense linear algebra.
 
     - ξ_G = λ_min(GGᵀ); abort with `RESULTS.singular_jacobian` if ξ_G < `singular_threshold`.
     - Full QR of Gᵀ, Z its last n − m columns; if m < n and λ_min(ZᵀHZ) <
@@ -150,14 +151,14 @@ class FaithfulSafeguards(AbstractSafeguards):
 
 
 class PracticalSafeguards(AbstractSafeguards):
-    """Matrix-free safeguards (spec §8 mode (b), §14.4).
+    """Matrix-free safeguards for large problems (a pdeopt variant, not in the paper).
 
     - No singularity test: a rank-deficient G shows up as a failed or non-finite linear solve.
     - No a-priori Hessian test. Instead an inertia-free curvature test on the computed step: if
       m < n and Δxᵀ∇²ₓL Δx < `reduced_hessian_threshold`·‖Δx‖², the KKT system is solved again
       from zero with B = H + (ξ_B + ‖H‖)·I, where ‖H‖ ≈ ‖H‖₂ comes from `power_steps` power
       iterations (Hessian-vector products). If the shifted step still fails the test, the
-      descent test and penalty updates of spec §6.2 take over.
+      descent test and penalty updates take over.
     - The inner solve stops once ‖r‖ ≤ θ·δ·‖∇L‖ (no Ψ‖K‖_F factor), and δ_trial ≡ ∞, so δ only
       shrinks through the descent test (δ ← δ/ρ⁴).
 
@@ -209,7 +210,7 @@ class PracticalSafeguards(AbstractSafeguards):
 class ExactAugmentedLagrangianNewton(eqx.Module):
     """AdaSketch-Newton's outer method: primal-dual Newton steps on the KKT system, globalised
     by Armijo backtracking on the exact augmented Lagrangian
-    L_{μ,ν}(x, λ) = f + λᵀc + (μ/2)‖c‖² + (ν/2)‖∇ₓL‖² (spec §3–§6).
+    L_{μ,ν}(x, λ) = f + λᵀc + (μ/2)‖c‖² + (ν/2)‖∇ₓL‖².
 
     Immutable configuration; pass it to [`pdeopt.solvers.constrained_minimise`][].
 
@@ -227,11 +228,11 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
     - `safeguards`: [`pdeopt.solvers.FaithfulSafeguards`][] (default, the reference code) or
       [`pdeopt.solvers.PracticalSafeguards`][].
     - `merit_hessian`: [`pdeopt.solvers.LagrangianHessian`][] (default; exact merit gradient)
-      or [`pdeopt.solvers.ObjectiveHessian`][] (the reference code's ∇²f variant, spec §3).
+      or [`pdeopt.solvers.ObjectiveHessian`][] (the reference code's ∇²f variant).
     - `linear_solver`: any `lx.AbstractLinearSolver` for K z = −∇L, K = [[B, Gᵀ], [G, 0]]
       (symmetric indefinite, given as a matrix-free `lx.FunctionLinearOperator` with
       `lx.symmetric_tag`; direct solvers materialise it through `as_matrix()`). Default
-      `lx.LU()`, see below. The sketching solvers of spec §5
+      `lx.LU()`, see below. The sketching solvers
       ([`pdeopt.solvers.GaussianSketchProject`][] ("GV"),
       [`pdeopt.solvers.RandomizedKaczmarz`][] ("RK"), [`pdeopt.solvers.BlockSketchProject`][]),
       `lx.GMRES`, `lx.BiCGStab` and `lx.Normal(NystromPCG(...))` are driven as described
@@ -241,7 +242,7 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
       solver counts its `stats["num_steps"]` (sketch steps, Krylov steps). For pdeopt's
       sketching solvers it is enforced inside the solve (their `max_steps` is lowered to the
       steps left); lineax's Krylov solvers may overshoot it by one round. On hitting it the
-      current z is used (spec §6.4) and the event is counted in `stats["num_inner_cap_hits"]`.
+      current z is used and the event is counted in `stats["num_inner_cap_hits"]`.
     - `max_refinements`: cap on inner rounds (solves) per outer iteration (static; 10).
     - `max_line_search_steps`: cap on Armijo halvings (static; 60). The reference code has no
       minimum α; hitting this cap ends the solve with `RESULTS.penalty_cap` if the penalties are
@@ -249,8 +250,9 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
 
     **Inner solve.** The inner loop is driven here, in rounds, starting from z = 0, until the
     safeguards' accuracy condition ‖r‖ ≤ τ holds, r = Kz + ∇L (faithful:
-    τ = θδ‖∇L‖/(‖K‖_F·Ψ); practical: τ = θδ‖∇L‖). Then the descent test of spec §6.2 runs; a
-    failed test updates (μ, ν, δ), so τ shrinks, and resumes the rounds from the current z.
+    τ = θδ‖∇L‖/(‖K‖_F·Ψ); practical: τ = θδ‖∇L‖). Then the descent test
+    ∇L_{μ,ν}ᵀz ≤ −(ν/2)‖∇L‖² runs; a failed test updates (μ, ν, δ), so τ shrinks, and resumes
+    the rounds from the current z.
 
     - *Iterative solvers* (sketching, Krylov, `lx.Normal` of those): each round solves
       K z = −∇L with `options = {"key": fresh subkey, "y0": current z}` (warm start) and
@@ -269,18 +271,18 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
     condition is still tested on r = K z + ∇L.
 
     The PRNG key (the `key` of [`pdeopt.solvers.constrained_minimise`][]) is split every outer
-    iteration and every round. `stats["flops"]` follows spec §9 per solver type, counting a
-    matvec as a dense 2N²: LU (2/3)N³ per factorisation + 2N² per round; GV 4N² per step; RK
-    2N per step + 2N² per full-residual check; block (q + 1)·2N² + 4Nq² per step; GMRES/CG
-    2kN² + 2k²N; BiCGStab 4N² per step; `lx.Normal` 4N² per step (+ the Nyström
+    iteration and every round. `stats["flops"]` follows a dense-K cost model per solver type,
+    counting a matvec as a dense 2N²: LU (2/3)N³ per factorisation + 2N² per round; GV 4N² per
+    step; RK 2N per step + 2N² per full-residual check; block (q + 1)·2N² + 4Nq² per step;
+    GMRES 2kN² + 2k²N; BiCGStab 4N² per step; `lx.Normal` 4N² per step (+ the Nyström
     construction 4ℓN² + 6Nℓ² and 4Nℓ per step for `NystromPCG`).
 
-    **Why LU is the default.** The spec makes sketching the default inner solver, but with the
+    **Why LU is the default.** The paper's inner solvers are sketching solvers, but with the
     reference constants δ sits at its 1e-6 floor and the faithful test asks for relative
-    residuals of about 1e-11 (spec §8): on HS6 (N = 3) GV needs 3·10⁴ steps in the first
+    residuals of about 1e-11: on HS6 (N = 3) GV needs 3·10⁴ steps in the first
     outer iteration and RK (uniform) hits the 1e5 cap; about 7·10⁴ and 2.6·10⁵ sketch steps
     over the 9 outer iterations buy exactly the trajectory of 9 LU solves. By the cost model
-    of spec §9 a sketch solver beats LU only if T < N/6 (GV) or T < N²/3 (RK), which never
+    above a sketch solver beats LU only if T < N/6 (GV) or T < N²/3 (RK), which never
     holds on the paper's problems. LU is therefore the default; sketching is one constructor
     argument (or the `linear_solver` config group) away, and is worth it only for large,
     structured K at loose (practical-mode) tolerances.
@@ -351,7 +353,7 @@ class ConstrainedSolution(eqx.Module):
     - `result`: a [`pdeopt.RESULTS`][] item.
     - `stats`: `num_steps` (outer iterations), `max_steps`, `num_inner_steps`,
       `num_fn_evals` (evaluations of f, ∇f, c and Gᵀλ: one per outer iteration plus one per
-      Armijo trial), `flops` (spec §9 cost model of the inner solves, per solver type as listed
+      Armijo trial), `flops` (the cost model of the inner solves, per solver type as listed
       in [`pdeopt.solvers.ExactAugmentedLagrangianNewton`][], plus the faithful safeguards'
       dense work), `num_penalty_updates`, `num_hessian_shifts`,
       `num_inner_cap_hits`, and the histories `kkt_history` (‖∇L‖ at x₀…x_T, shape
@@ -410,14 +412,17 @@ class _Inner(eqx.Module):
 # The inner linear solver: tolerance, warm start and cost model per solver type
 # --------------------------------------------------------------------------------------
 
-_KRYLOV = (lx.CG, lx.BiCGStab, lx.GMRES)
+# Krylov solvers for the indefinite K. (`lx.CG` needs a definite operator: lineax rejects it on K,
+# so it only runs inside `lx.Normal`, on KᵀK.)
+_KRYLOV = (lx.BiCGStab, lx.GMRES)
 
 
 def _is_iterative(linear_solver: lx.AbstractLinearSolver) -> bool:
     """Whether `linear_solver` is an iterative method, driven to the accuracy condition by its
     tolerance and warm start, rather than a direct method refined by back-substitution."""
     if isinstance(linear_solver, lx.Normal):
-        return _is_iterative(linear_solver.inner_solver)
+        inner = linear_solver.inner_solver
+        return isinstance(inner, lx.CG) or _is_iterative(inner)
     return isinstance(linear_solver, (AbstractSketchSolver, *_KRYLOV))
 
 
@@ -444,7 +449,7 @@ def _with_tolerance(
 def _round_flops(
     linear_solver: lx.AbstractLinearSolver, k: Int[Array, ""], size: int, first: Bool[Array, ""]
 ) -> _Scalar:
-    """Spec §9 cost of one inner round of `k` steps on the N×N KKT matrix (N = `size`), a
+    """The modelled cost of one inner round of `k` steps on the N×N KKT matrix (N = `size`), a
     matvec counted as a dense 2N²."""
     n = size
     k = k.astype(float)
@@ -468,7 +473,7 @@ def _round_flops(
         return flops
     if isinstance(linear_solver, lx.BiCGStab):
         return 4.0 * k * n**2
-    return 2.0 * k * n**2 + 2.0 * k**2 * n  # GMRES, CG and other Krylov methods
+    return 2.0 * k * n**2 + 2.0 * k**2 * n  # GMRES
 
 
 # --------------------------------------------------------------------------------------
@@ -479,7 +484,7 @@ def _round_flops(
 def _inner_solve(
     solver, key, hvp, jvp_c, vjp_c, grad_x, c, shift, kkt, a, mu, nu, delta, dirderiv, precond
 ):
-    """Inner rounds + descent test + penalty updates (spec §4 steps 7–8, §6.1–6.2).
+    """Inner rounds + descent test + penalty updates.
 
     With a preconditioner S (symmetric positive definite, S² ≈ |K|⁻¹) the linear solver sees
     the split-preconditioned system (S K S) w = −S∇L and z = S w; its residual is S r, so its
@@ -637,7 +642,7 @@ def _outer_step(fn, constraint_fn, solver, args, preconditioner, st: _State) -> 
     )
 
     def dirderiv(z, mu, nu):
-        """∇L_{μ,ν}ᵀz, split into the parts linear in (1, μ, ν) (spec §3)."""
+        """∇L_{μ,ν}ᵀz, split into the parts linear in (1, μ, ν)."""
         dx, dlam = z[:n], z[n:]
         g_dx = jvp_c(dx)
         d0 = jnp.dot(grad_x, dx) + jnp.dot(c, dlam)
@@ -697,7 +702,7 @@ def _outer_step(fn, constraint_fn, solver, args, preconditioner, st: _State) -> 
     dx, dlam = inner.z[:n], inner.z[n:]
     mu, nu = inner.mu, inner.nu
 
-    # Armijo backtracking on L_{μ,ν} (spec §6.3).
+    # Armijo backtracking on L_{μ,ν} (α = 1, ½, ¼, …; no minimum α).
     merit0 = lag_value + 0.5 * mu * jnp.sum(c**2) + 0.5 * nu * jnp.sum(grad_x**2)
     slope = solver.beta * dirderiv(inner.z, mu, nu)
 
@@ -767,6 +772,9 @@ def _tolerance(solver, kkt0):
     return solver.atol + solver.rtol * kkt0
 
 
+# `optx.ImplicitAdjoint.apply` needs global functions without a closure, which a runtime
+# type-checking wrapper (jaxtyping's import hook in the tests) would add.
+@no_type_check
 def _primal(inputs):
     fn, constraint_fn, solver, y0, lambda0, args, key, max_steps, preconditioner, while_loop = (
         inputs
@@ -823,6 +831,7 @@ def _primal(inputs):
     return (final.x, final.lam), (result, stats, final)
 
 
+@no_type_check
 def _rewrite(root, residual, inputs):
     """The KKT conditions F(x, λ; args) = (∇f + Gᵀλ, c) = 0 that define the solution."""
     fn, constraint_fn, _, _, _, args, _, _, _, _ = inputs
@@ -851,7 +860,7 @@ def _as_float64(name: str, value: ArrayLike) -> Array:
     if jnp.issubdtype(value.dtype, jnp.floating):
         warnings.warn(
             f"`constrained_minimise` promotes `{name}` from {value.dtype} to float64 "
-            "(spec §8: the accuracy condition needs float64).",
+            "(its accuracy condition is unreachable in float32).",
             stacklevel=3,
         )
     return value.astype(jnp.float64)

@@ -1,4 +1,4 @@
-"""The exact augmented Lagrangian merit and its two gradient variants (spec §3)."""
+"""The exact augmented Lagrangian merit and its two gradient variants."""
 
 import abc
 from collections.abc import Callable
@@ -23,8 +23,8 @@ def merit_value(
     x: Array,
     lam: Array,
     args: PyTree,
-    mu: Float[Array, ""],
-    nu: Float[Array, ""],
+    mu: float | Float[Array, ""],
+    nu: float | Float[Array, ""],
 ) -> tuple[Array, Array, Array]:
     """L_{μ,ν}(x, λ) = L + (μ/2)‖c‖² + (ν/2)‖∇ₓL‖².
 
@@ -38,7 +38,7 @@ def merit_value(
 
 
 class AbstractMeritHessian(eqx.Module):
-    """Which Hessian the ν-term of ∇L_{μ,ν} uses (spec §3).
+    """Which Hessian the ν-term of ∇L_{μ,ν} uses.
 
     The ν-term of the merit gradient is `[M ∇ₓL; G ∇ₓL]`; `M` is ∇²ₓL for the exact gradient
     and ∇²f for the reference code's variant.
@@ -67,7 +67,7 @@ class LagrangianHessian(AbstractMeritHessian):
 
 
 class ObjectiveHessian(AbstractMeritHessian):
-    """M = ∇²f: the AdaSketch-Newton reference code's variant (`hess(nlp, x)`, spec §3).
+    """M = ∇²f: the AdaSketch-Newton reference code's variant (`hess(nlp, x)`).
 
     Agrees with [`pdeopt.solvers.LagrangianHessian`][] for linear constraints. The Armijo test
     still uses the exact merit value; only the directional derivative ∇L_{μ,ν}ᵀz changes.

@@ -145,7 +145,7 @@ def fit(
     if isinstance(loss_fn, PhysicsLoss) and isinstance(loss_fn.constraint, SoftConstraint):
         balancing = loss_fn.constraint.balancing
     if balancing is not None:
-        weights = balancing.init(loss_fn.constraint.loss_weights)
+        weights = balancing.init(loss_fn.constraint.weights_for(loss_fn.pde))
     batch_key, loss_key = jr.split(key)
     rng = np.random.default_rng(np.asarray(jr.key_data(batch_key)).ravel())
     history: list[dict[str, float]] = []

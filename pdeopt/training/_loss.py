@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ..constraints import AbstractConstraint, AbstractPDE
+from ..constraints import AbstractConstraint, AbstractPDE, SolveStats
 
 
 class PhysicsLoss(eqx.Module):
@@ -33,7 +33,7 @@ class PhysicsLoss(eqx.Module):
 
     def predict_one(
         self, model, condition: PyTree[Array], key: PRNGKeyArray
-    ) -> tuple[Float[Array, "*grid"], dict[str, Array]]:
+    ) -> tuple[Float[Array, "*grid"], SolveStats | None]:
         """The solution field u for one sample, and the constraint's statistics."""
         output = model(self.pde.inputs(condition))
         return self.constraint(self.pde, output, condition, key=key)
@@ -58,11 +58,11 @@ class PhysicsLoss(eqx.Module):
         count = jnp.maximum(weight.sum(), 1.0)
         terms = {k: jnp.sum(v * weight) / count for k, v in terms.items()}
         aux = dict(terms)
-        if "converged" in stats:
+        if stats is not None:
             aux["samples_skipped"] = num - weight.sum()
-            aux["solve_failure_rate"] = 1.0 - jnp.mean(stats["converged"].astype(weight.dtype))
-            aux["solve_max_steps_rate"] = jnp.mean(stats["max_steps_reached"].astype(weight.dtype))
-            aux["solve_steps_mean"] = jnp.mean(stats["num_steps"].astype(weight.dtype))
-            aux["solve_steps_max"] = jnp.max(stats["num_steps"]).astype(weight.dtype)
-            aux["seam_rms"] = jnp.mean(stats["seam_rms"])
+            aux["solve_failure_rate"] = 1.0 - jnp.mean(stats.converged.astype(weight.dtype))
+            aux["solve_max_steps_rate"] = jnp.mean(stats.max_steps_reached.astype(weight.dtype))
+            aux["solve_steps_mean"] = jnp.mean(stats.num_steps.astype(weight.dtype))
+            aux["solve_steps_max"] = jnp.max(stats.num_steps).astype(weight.dtype)
+            aux["seam_rms"] = jnp.mean(stats.seam_rms)
         return self.constraint.loss(terms), aux

@@ -1,12 +1,13 @@
 """2-D Darcy flow on cell centres: face differences, harmonic-mean face coefficients."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
-from pdeopt.constraints import AbstractPDE
-from pdeopt.discretizations import Axis, boundary_trace
+from pdeopt.constraints import AbstractGridDerivatives, AbstractPDE, Boundary, FiniteDifference
+from pdeopt.discretizations import Axis, Grid
 
 
 def _differences(u: Array, axis: int, h: float) -> tuple[Array, Array]:
@@ -52,6 +53,9 @@ class Darcy(AbstractPDE):
 
     n: int = eqx.field(static=True)
     forcing: float = eqx.field(static=True, default=1.0)
+    derivatives: AbstractGridDerivatives = FiniteDifference()
+
+    quantities: ClassVar = {}  # `linear_quantities` is its own.
 
     def __check_init__(self):
         if not isinstance(self.n, int) or self.n < 4:
@@ -62,20 +66,11 @@ class Darcy(AbstractPDE):
         return Axis(self.n, 0.0, 1.0, centering="cell")
 
     @property
-    def grid_shape(self) -> tuple[int, int]:
-        return (self.n, self.n)
+    def grid(self) -> Grid:
+        return Grid((self.axis, self.axis))
 
-    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
-        """`(x, y)` cell-centre coordinates."""
-        points = np.asarray(self.axis.points)
-        return points, points
-
-    def inputs(self, condition: Float[Array, "n n"]) -> Float[Array, "n n 3"]:
-        x, y = self.coordinates()
-        xx, yy = jnp.meshgrid(x, y, indexing="ij")
-        return jnp.stack([xx, yy, jnp.asarray(condition, xx.dtype)], axis=-1)
-
-    def interior_quantities(self, u: Float[Array, "n n"]) -> dict[str, Float[Array, "n n"]]:
+    def linear_quantities(self, u: Float[Array, "n n"]) -> dict[str, Float[Array, "n n"]]:
+        """The one-sided face differences, with the zero boundary value built in."""
         h = self.axis.spacing
         dx_plus, dx_minus = _differences(u, 0, h)
         dy_plus, dy_minus = _differences(u, 1, h)
@@ -102,20 +97,7 @@ class Darcy(AbstractPDE):
         )
         return -flux / self.axis.spacing - self.forcing
 
-    def boundary_quantities(self, u: Float[Array, "n n"]) -> dict[str, Array]:
-        ax = self.axis
-        return {
-            "west": boundary_trace(u, ax, "lo", dim=0),
-            "east": boundary_trace(u, ax, "hi", dim=0),
-            "south": boundary_trace(u, ax, "lo", dim=1),
-            "north": boundary_trace(u, ax, "hi", dim=1),
-        }
-
-    def boundary_locations(self) -> dict[str, np.ndarray]:
-        i, last = np.arange(self.n), np.full(self.n, self.n - 1)
-        zero = np.zeros_like(i)
-        sides = [(zero, i), (last, i), (i, zero), (i, last)]
-        return {"bc": np.concatenate([np.stack(s, axis=-1) for s in sides])}
-
-    def boundary_residuals(self, qb, condition):
-        return {"bc": jnp.concatenate([qb[k] for k in ("west", "east", "south", "north")])}
+    @property
+    def blocks(self) -> tuple[Boundary, ...]:
+        zero = lambda u, c, x: u[0]
+        return tuple(Boundary("bc", d, side, zero) for d in (0, 1) for side in ("lo", "hi"))

@@ -39,7 +39,7 @@ class ReferenceSolver(eqx.Module):
         f = jnp.full(pde.grid_shape, pde.forcing, a.dtype) if f is None else jnp.asarray(f)
         operator = lx.FunctionLinearOperator(
             lambda u: (
-                pde.interior_residual(pde.interior_quantities(u) | pde.interior_coefficients(a), a)
+                pde.interior_residual(pde.linear_quantities(u) | pde.interior_coefficients(a), a)
                 + pde.forcing
             ),
             jax.ShapeDtypeStruct(pde.grid_shape, a.dtype),

@@ -1,12 +1,18 @@
 """1-D diffusion–reaction (Fisher–KPP) on a periodic grid."""
 
-import equinox as eqx
-import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, Float
+from typing import ClassVar
 
-from pdeopt.constraints import AbstractPDE
-from pdeopt.discretizations import Axis, derivative
+import equinox as eqx
+from jaxtyping import Array
+
+from pdeopt.constraints import (
+    AbstractDerivatives,
+    AbstractPDE,
+    Boundary,
+    FiniteDifference,
+    initial_condition,
+)
+from pdeopt.discretizations import Axis, Grid
 
 
 class DiffusionReaction(AbstractPDE):
@@ -18,7 +24,8 @@ class DiffusionReaction(AbstractPDE):
     linear in u; the residual T·(u_t − ν u_xx − ρ u(1 − u)) is pointwise. The initial
     condition is a row `ic`; periodicity is built into the grid, so there are no boundary rows.
 
-    **Arguments:** `nx`, `nt`, `nu` (ν), `rho` (ρ), `t_final` (T), `accuracy` (2 or 4).
+    **Arguments:** `nx`, `nt`, `nu` (ν), `rho` (ρ), `t_final` (T), `derivatives` (default
+    `FiniteDifference(accuracy=2)`).
     """
 
     nx: int = eqx.field(static=True)
@@ -26,7 +33,9 @@ class DiffusionReaction(AbstractPDE):
     nu: float = eqx.field(static=True, default=0.5)
     rho: float = eqx.field(static=True, default=1.0)
     t_final: float = eqx.field(static=True, default=1.0)
-    accuracy: int = eqx.field(static=True, default=2)
+    derivatives: AbstractDerivatives = FiniteDifference()
+
+    quantities: ClassVar = {"u": (0, 0), "u_t": (1, 0), "u_xx": (0, 2)}
 
     def __check_init__(self):
         for name in ("nx", "nt"):
@@ -46,37 +55,16 @@ class DiffusionReaction(AbstractPDE):
         return Axis(self.nt, 0.0, self.t_final)
 
     @property
-    def grid_shape(self) -> tuple[int, int]:
-        return (self.nt, self.nx)
-
-    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.t_axis.points), np.asarray(self.x_axis.points)
+    def grid(self) -> Grid:
+        return Grid((self.t_axis, self.x_axis))
 
     def reaction(self, u: Array) -> Array:
         return self.rho * u * (1 - u)
-
-    def inputs(self, condition: Float[Array, " nx"]) -> Float[Array, "nt nx 3"]:
-        t, x = self.coordinates()
-        tt, xx = jnp.meshgrid(t / self.t_final, x, indexing="ij")
-        return jnp.stack([tt, xx, jnp.broadcast_to(condition, tt.shape)], axis=-1)
-
-    def interior_quantities(self, u):
-        return {
-            "u": u,
-            "u_t": derivative(u, self.t_axis, 1, dim=0, accuracy=self.accuracy),
-            "u_xx": derivative(u, self.x_axis, 2, dim=1, accuracy=self.accuracy),
-        }
 
     def interior_residual(self, q, condition):
         r = q["u_t"] - self.nu * q["u_xx"] - self.reaction(q["u"])
         return self.t_final * r
 
-    def boundary_quantities(self, u):
-        return {"initial": u[0]}
-
-    def boundary_locations(self):
-        x = np.arange(self.nx)
-        return {"ic": np.stack([np.zeros_like(x), x], axis=-1)}
-
-    def boundary_residuals(self, qb, condition):
-        return {"ic": qb["initial"] - condition}
+    @property
+    def blocks(self) -> tuple[Boundary, ...]:
+        return (initial_condition(),)

@@ -7,13 +7,11 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from pdeopt.discretizations import derivative
-
 from ._pde import DiffusionReaction
 
 
 def _vector_field(t, u, pde: DiffusionReaction):
-    return pde.nu * derivative(u, pde.x_axis, 2, accuracy=pde.accuracy) + pde.reaction(u)
+    return pde.nu * pde.derivatives.derivative(u, pde.x_axis, 2, -1) + pde.reaction(u)
 
 
 class ReferenceSolver(eqx.Module):

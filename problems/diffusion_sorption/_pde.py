@@ -1,12 +1,19 @@
 """1-D diffusion–sorption: parameters, retardation factor, residuals on grid fields."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array
 
-from pdeopt.constraints import AbstractPDE
-from pdeopt.discretizations import Axis, Dirichlet, Robin, boundary_trace, derivative
+from pdeopt.constraints import (
+    AbstractDerivatives,
+    AbstractPDE,
+    Boundary,
+    FiniteDifference,
+    initial_condition,
+)
+from pdeopt.discretizations import Axis, Dirichlet, Grid, Robin
 
 # PDEBench constants (pdebench/data_gen/configs/diff-sorp.yaml).
 DIFFUSIVITY = 5.0e-4
@@ -44,7 +51,8 @@ class DiffusionSorption(AbstractPDE):
     - `t_final`, `diffusivity`, `porosity`, `bulk_density`, `freundlich_k`, `freundlich_n`:
         physical constants (PDEBench defaults).
     - `outflow_sign`: σ in the right boundary condition.
-    - `accuracy`: finite-difference order of accuracy (2 or 4).
+    - `derivatives`: the source of the quantities (default second-order finite differences,
+        `FiniteDifference(accuracy=2)`; `Autodiff()` for a coordinate model).
     """
 
     nx: int = eqx.field(static=True)
@@ -56,7 +64,9 @@ class DiffusionSorption(AbstractPDE):
     freundlich_k: float = eqx.field(static=True, default=FREUNDLICH_K)
     freundlich_n: float = eqx.field(static=True, default=FREUNDLICH_N)
     outflow_sign: float = eqx.field(static=True, default=-1.0)
-    accuracy: int = eqx.field(static=True, default=2)
+    derivatives: AbstractDerivatives = FiniteDifference()
+
+    quantities: ClassVar = {"u": (0, 0), "u_t": (1, 0), "u_xx": (0, 2)}
 
     def __check_init__(self):
         for name in ("nx", "nt"):
@@ -80,8 +90,8 @@ class DiffusionSorption(AbstractPDE):
         return Axis(self.nt, 0.0, self.t_final, centering="vertex")
 
     @property
-    def grid_shape(self) -> tuple[int, int]:
-        return (self.nt, self.nx)
+    def grid(self) -> Grid:
+        return Grid((self.t_axis, self.x_axis))
 
     @property
     def left_bc(self) -> Dirichlet:
@@ -116,45 +126,17 @@ class DiffusionSorption(AbstractPDE):
         linear = n * _EPS ** (n - 1) * u
         return coefficient * jnp.where(positive, power, linear)
 
-    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
-        """`(t, x)` coordinate vectors of the grid."""
-        return np.asarray(self.t_axis.points), np.asarray(self.x_axis.points)
-
-    def inputs(self, condition: Float[Array, " nx"]) -> Float[Array, "nt nx 3"]:
-        t, x = self.coordinates()
-        tt, xx = jnp.meshgrid(t / self.t_final, x, indexing="ij")
-        u0 = jnp.broadcast_to(condition, (self.nt, self.nx)).astype(tt.dtype)
-        return jnp.stack([tt, xx, u0], axis=-1)
-
-    def interior_quantities(self, u: Float[Array, "nt nx"]) -> dict[str, Float[Array, "nt nx"]]:
-        return {
-            "u": u,
-            "u_t": derivative(u, self.t_axis, 1, dim=0, accuracy=self.accuracy),
-            "u_xx": derivative(u, self.x_axis, 2, dim=1, accuracy=self.accuracy),
-        }
-
     def interior_residual(self, q, condition):
         r = q["u_t"] - self.diffusivity / self.retardation(q["u"]) * q["u_xx"]
         return self.t_final * r
 
-    def boundary_quantities(self, u: Float[Array, "nt nx"]) -> dict[str, Array]:
-        x, a = self.x_axis, self.accuracy
-        return {
-            "initial": u[0],
-            "left": boundary_trace(u[1:], x, "lo", dim=1, accuracy=a),
-            "right": boundary_trace(u[1:], x, "hi", dim=1, accuracy=a),
-            "right_x": boundary_trace(u[1:], x, "hi", dim=1, order=1, accuracy=a),
-        }
-
-    def boundary_locations(self) -> dict[str, np.ndarray]:
-        x = np.arange(self.nx)
-        t = np.arange(1, self.nt)
-        initial = np.stack([np.zeros_like(x), x], axis=-1)
-        left = np.stack([t, np.zeros_like(t)], axis=-1)
-        right = np.stack([t, np.full_like(t, self.nx - 1)], axis=-1)
-        return {"ic": initial, "bc": np.concatenate([left, right])}
-
-    def boundary_residuals(self, qb, condition):
-        left = self.left_bc.residual(qb["left"], None)
-        right = self.right_bc.residual(qb["right"], qb["right_x"])
-        return {"ic": qb["initial"] - condition, "bc": jnp.concatenate([left, right])}
+    @property
+    def blocks(self) -> tuple[Boundary, ...]:
+        later = (slice(1, None),)  # The boundary rows skip t = 0.
+        left = lambda u, c, x: self.left_bc.residual(u[0], None)
+        right = lambda u, c, x: self.right_bc.residual(u[0], u[1])
+        return (
+            initial_condition(),
+            Boundary("bc", 1, "lo", left, rows=later),
+            Boundary("bc", 1, "hi", right, orders=(0, 1), rows=later),
+        )

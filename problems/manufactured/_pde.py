@@ -1,12 +1,20 @@
 """1-D heat and 2-D Poisson equations with exact sine-series solutions."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from pdeopt.constraints import AbstractPDE
-from pdeopt.discretizations import Axis, derivative
+from pdeopt.constraints import (
+    AbstractDerivatives,
+    AbstractPDE,
+    Boundary,
+    FiniteDifference,
+    initial_condition,
+)
+from pdeopt.discretizations import Axis, Grid
 
 
 def _check_sizes(**sizes):
@@ -36,6 +44,9 @@ class Heat(AbstractPDE):
     nt: int = eqx.field(static=True)
     kappa: float = eqx.field(static=True, default=1.0)
     t_final: float = eqx.field(static=True, default=0.1)
+    derivatives: AbstractDerivatives = FiniteDifference()
+
+    quantities: ClassVar = {"u_t": (1, 0), "u_xx": (0, 2)}
 
     def __check_init__(self):
         _check_sizes(nx=self.nx, nt=self.nt)
@@ -51,11 +62,8 @@ class Heat(AbstractPDE):
         return Axis(self.nt, 0.0, self.t_final)
 
     @property
-    def grid_shape(self) -> tuple[int, int]:
-        return (self.nt, self.nx)
-
-    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.t_axis.points), np.asarray(self.x_axis.points)
+    def grid(self) -> Grid:
+        return Grid((self.t_axis, self.x_axis))
 
     def exact(self, coefficients: Float[Array, " modes"]) -> Float[Array, "nt nx"]:
         """The solution for u0 = Σ c_k sin(kπx) on the grid."""
@@ -64,35 +72,18 @@ class Heat(AbstractPDE):
         decay = jnp.exp(-self.kappa * (k * jnp.pi) ** 2 * jnp.asarray(t)[:, None])
         return _modes(decay * coefficients, x)
 
-    def inputs(self, condition: Float[Array, " nx"]) -> Float[Array, "nt nx 3"]:
-        t, x = self.coordinates()
-        tt, xx = jnp.meshgrid(t / self.t_final, x, indexing="ij")
-        return jnp.stack([tt, xx, jnp.broadcast_to(condition, tt.shape)], axis=-1)
-
-    def interior_quantities(self, u):
-        return {
-            "u_t": derivative(u, self.t_axis, 1, dim=0),
-            "u_xx": derivative(u, self.x_axis, 2, dim=1),
-        }
-
     def interior_residual(self, q, condition):
         return self.t_final * (q["u_t"] - self.kappa * q["u_xx"])
 
-    def boundary_quantities(self, u):
-        return {"initial": u[0], "left": u[1:, 0], "right": u[1:, -1]}
-
-    def boundary_locations(self):
-        x, t = np.arange(self.nx), np.arange(1, self.nt)
-        initial = np.stack([np.zeros_like(x), x], axis=-1)
-        left = np.stack([t, np.zeros_like(t)], axis=-1)
-        right = np.stack([t, np.full_like(t, self.nx - 1)], axis=-1)
-        return {"ic": initial, "bc": np.concatenate([left, right])}
-
-    def boundary_residuals(self, qb, condition):
-        return {
-            "ic": qb["initial"] - condition,
-            "bc": jnp.concatenate([qb["left"], qb["right"]]),
-        }
+    @property
+    def blocks(self) -> tuple[Boundary, ...]:
+        later = (slice(1, None),)  # The boundary rows skip t = 0.
+        zero = lambda u, c, x: u[0]
+        return (
+            initial_condition(),
+            Boundary("bc", 1, "lo", zero, rows=later),
+            Boundary("bc", 1, "hi", zero, rows=later),
+        )
 
 
 class Poisson(AbstractPDE):
@@ -107,6 +98,9 @@ class Poisson(AbstractPDE):
     """
 
     n: int = eqx.field(static=True)
+    derivatives: AbstractDerivatives = FiniteDifference()
+
+    quantities: ClassVar = {"u_xx": (2, 0), "u_yy": (0, 2)}
 
     def __check_init__(self):
         _check_sizes(n=self.n)
@@ -116,12 +110,8 @@ class Poisson(AbstractPDE):
         return Axis(self.n, 0.0, 1.0)
 
     @property
-    def grid_shape(self) -> tuple[int, int]:
-        return (self.n, self.n)
-
-    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
-        x = np.asarray(self.axis.points)
-        return x, x
+    def grid(self) -> Grid:
+        return Grid((self.axis, self.axis))
 
     def _series(self, coefficients: Float[Array, "modes modes"]) -> Array:
         x, _ = self.coordinates()
@@ -137,36 +127,19 @@ class Poisson(AbstractPDE):
         eigen = jnp.pi**2 * (k[:, None] ** 2 + k[None, :] ** 2)
         return self._series(coefficients / eigen)
 
-    def inputs(self, condition: Float[Array, "n n"]) -> Float[Array, "n n 3"]:
-        x, y = self.coordinates()
-        xx, yy = jnp.meshgrid(x, y, indexing="ij")
-        return jnp.stack([xx, yy, jnp.asarray(condition, xx.dtype)], axis=-1)
-
-    def interior_quantities(self, u):
-        return {
-            "u_xx": derivative(u, self.axis, 2, dim=0),
-            "u_yy": derivative(u, self.axis, 2, dim=1),
-        }
-
     def interior_coefficients(self, condition: Float[Array, "n n"]) -> dict[str, Array]:
         return {"f": condition}
 
     def interior_residual(self, q, condition):
         return -(q["u_xx"] + q["u_yy"]) - q["f"]
 
-    def boundary_quantities(self, u):
-        return {"west": u[0], "east": u[-1], "south": u[1:-1, 0], "north": u[1:-1, -1]}
-
-    def boundary_locations(self):
-        i, inner = np.arange(self.n), np.arange(1, self.n - 1)
-        last = self.n - 1
-        sides = [
-            (np.zeros_like(i), i),
-            (np.full_like(i, last), i),
-            (inner, np.zeros_like(inner)),
-            (inner, np.full_like(inner, last)),
-        ]
-        return {"bc": np.concatenate([np.stack(s, axis=-1) for s in sides])}
-
-    def boundary_residuals(self, qb, condition):
-        return {"bc": jnp.concatenate([qb[k] for k in ("west", "east", "south", "north")])}
+    @property
+    def blocks(self) -> tuple[Boundary, ...]:
+        zero = lambda u, c, x: u[0]
+        inner = (slice(1, -1),)  # The corners belong to the x-faces.
+        return (
+            Boundary("bc", 0, "lo", zero),
+            Boundary("bc", 0, "hi", zero),
+            Boundary("bc", 1, "lo", zero, rows=inner),
+            Boundary("bc", 1, "hi", zero, rows=inner),
+        )

@@ -2,7 +2,7 @@
 benchmark."""
 
 from ._pde import NavierStokes2D as NavierStokes2D, mollify as mollify
-from ._problem import Dataset as Dataset, NavierStokesProblem as NavierStokesProblem
+from ._problem import NavierStokesProblem as NavierStokesProblem
 from ._solver import (
     ReferenceSolver as ReferenceSolver,
     grf_covariance as grf_covariance,

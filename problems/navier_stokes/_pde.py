@@ -1,20 +1,20 @@
 """2-D incompressible Navier–Stokes in vorticity form on the unit torus: residuals, mollifier."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jaxtyping import Array, Float
 
-from pdeopt.constraints import AbstractPDE
-from pdeopt.discretizations import (
-    Axis,
-    Grid,
-    derivative,
-    spectral_gradient,
-    spectral_laplacian,
-    velocity_from_vorticity,
+from pdeopt.constraints import (
+    AbstractGridDerivatives,
+    AbstractPDE,
+    Boundary,
+    Spectral,
+    initial_condition,
 )
+from pdeopt.discretizations import Axis, Grid, velocity_from_vorticity
 
 VISCOSITY = 1.0e-4
 T_FINAL = 5.0
@@ -29,11 +29,11 @@ class NavierStokes2D(AbstractPDE):
     live on the grid `(t, x, y)` of shape `(nt, nx, nx)`: `nt` equally spaced times including
     t = 0 and t = T, and `nx` periodic points `i/nx` per space axis (no duplicated end point).
 
-    **Linear quantities** (`interior_quantities`, each on the whole grid): `w`, `w_t` (finite
-    differences along t, one-sided at t = 0 and t = T), `w_x`, `w_y`, `lap_w` (Δw) and `v_x`,
+    **Linear quantities** (`linear_quantities`, each on the whole grid): `w`, `w_t` (finite
+    differences along t, one-sided at t = 0 and t = T), `w_x`, `w_y`, `w_xx`, `w_yy` and `v_x`,
     `v_y` (Fourier pseudo-spectral in space). All are linear in `w`, so they can be computed
-    once per basis field; the residual `w_t + v_x w_x + v_y w_y − ν lap_w` is then *bilinear*
-    in the basis weights.
+    once per basis field; the residual `w_t + v_x w_x + v_y w_y − ν (w_xx + w_yy)` is then
+    *bilinear* in the basis weights.
 
     **Initial condition**: the rows `ic = w(0) − w0`, one per spatial point; no boundary rows
     (periodic). With the mollifier of `mollify` the initial condition holds by construction.
@@ -44,28 +44,35 @@ class NavierStokes2D(AbstractPDE):
     - `nt`: number of saved times (paper: 64).
     - `viscosity`: ν (paper: 1e-4, "Re = 1e4").
     - `t_final`: T (paper: 5).
-    - `accuracy`: order of the time finite differences, 2 or 4.
     - `mollifier`: the scale s of the initial-condition mollifier used as the solution
         ansatz (`ansatz`: u = w0 + Σ_k ω_k s·(t/T)·(f_k − mean f_k), so u(0) = w0 for soft
         and hard constraints alike; paper: 0.005), or `None` for no ansatz (u = the model's
         field, the initial condition then a residual block only).
+    - `derivatives`: a grid source, `Spectral(accuracy=2)` by default (`accuracy`: order of
+        the time finite differences).
     """
 
     nx: int = eqx.field(static=True)
     nt: int = eqx.field(static=True)
     viscosity: float = eqx.field(static=True, default=VISCOSITY)
     t_final: float = eqx.field(static=True, default=T_FINAL)
-    accuracy: int = eqx.field(static=True, default=2)
     mollifier: float | None = eqx.field(static=True, default=MOLLIFIER_SCALE)
+    derivatives: AbstractGridDerivatives = Spectral()
+
+    quantities: ClassVar = {
+        "w": (0, 0, 0),
+        "w_t": (1, 0, 0),
+        "w_x": (0, 1, 0),
+        "w_y": (0, 0, 1),
+        "w_xx": (0, 2, 0),
+        "w_yy": (0, 0, 2),
+    }
 
     def __check_init__(self):
         if not isinstance(self.nx, int) or self.nx < 4:
             raise ValueError(f"problem.nx must be an integer >= 4, got {self.nx!r}.")
-        if not isinstance(self.nt, int) or self.nt < self.accuracy + 2:
-            raise ValueError(
-                f"problem.nt must be an integer >= {self.accuracy + 2} (accuracy "
-                f"{self.accuracy} time differences), got {self.nt!r}."
-            )
+        if not isinstance(self.nt, int) or self.nt < 4:
+            raise ValueError(f"problem.nt must be an integer >= 4, got {self.nt!r}.")
         for name in ("viscosity", "t_final"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"problem.{name} must be > 0, got {getattr(self, name)!r}.")
@@ -81,34 +88,14 @@ class NavierStokes2D(AbstractPDE):
         return Axis(self.nt, 0.0, self.t_final)
 
     @property
-    def grid_shape(self) -> tuple[int, int, int]:
-        return (self.nt, self.nx, self.nx)
+    def grid(self) -> Grid:
+        return Grid((self.t_axis, *self.space_grid.axes))
 
-    def coordinates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """`(t, x, y)` coordinate vectors of the grid."""
-        x = self.space_grid.axes[0].points
-        return self.t_axis.points, x, x.copy()
-
-    def inputs(self, condition: Float[Array, "nx nx"]) -> Float[Array, "nt nx nx 4"]:
-        """Channels `(t/T, x, y, w0)`: the grid and the initial vorticity broadcast over t."""
-        t, x, y = self.coordinates()
-        tt, xx, yy = jnp.meshgrid(t / self.t_final, x, y, indexing="ij")
-        w0 = jnp.broadcast_to(condition, self.grid_shape).astype(tt.dtype)
-        return jnp.stack([tt, xx, yy, w0], axis=-1)
-
-    def interior_quantities(self, u: Float[Array, "nt nx nx"]) -> dict[str, Float[Array, "..."]]:
-        grid = self.space_grid
-        w_x, w_y = spectral_gradient(u, grid)
-        v_x, v_y = velocity_from_vorticity(u, grid)
-        return {
-            "w": u,
-            "w_t": derivative(u, self.t_axis, 1, dim=0, accuracy=self.accuracy),
-            "w_x": w_x,
-            "w_y": w_y,
-            "lap_w": spectral_laplacian(u, grid),
-            "v_x": v_x,
-            "v_y": v_y,
-        }
+    def linear_quantities(self, u: Float[Array, "nt nx nx"]) -> dict[str, Float[Array, "..."]]:
+        """The derivatives of `quantities`, and the velocity (v_x, v_y) of the vorticity."""
+        v_x, v_y = velocity_from_vorticity(u, self.space_grid)
+        derivatives = self.derivatives.apply(self.grid, u, self.quantities)
+        return derivatives | {"v_x": v_x, "v_y": v_y}
 
     def ansatz(self, fields, condition):
         """The mollifier: fields s·(t/T)·(f_k − mean f_k) and offset w0 (see `mollify`)."""
@@ -122,17 +109,11 @@ class NavierStokes2D(AbstractPDE):
 
     def interior_residual(self, q, condition):
         advection = q["v_x"] * q["w_x"] + q["v_y"] * q["w_y"]
-        return q["w_t"] + advection - self.viscosity * q["lap_w"]
+        return q["w_t"] + advection - self.viscosity * (q["w_xx"] + q["w_yy"])
 
-    def boundary_quantities(self, u: Float[Array, "nt nx nx"]) -> dict[str, Array]:
-        return {"initial": u[0]}
-
-    def boundary_residuals(self, qb, condition):
-        return {"ic": qb["initial"] - condition}
-
-    def boundary_locations(self) -> dict[str, np.ndarray]:
-        i, j = np.meshgrid(np.arange(self.nx), np.arange(self.nx), indexing="ij")
-        return {"ic": np.stack([np.zeros_like(i), i, j], axis=-1)}
+    @property
+    def blocks(self) -> tuple[Boundary, ...]:
+        return (initial_condition(),)
 
     def enstrophy(self, w: Float[Array, "*batch nx nx"]) -> Float[Array, "*batch"]:
         """½ ∫ w² over the unit square (the grid mean of w²/2)."""
@@ -150,14 +131,14 @@ def mollify(
 
     The network output `f` (a basis field, or the combination B·ω) is damped to zero at
     t = 0, so u(0) = w0 whatever f is: the initial condition is a hard constraint
-    (PI-HC-MoE spec §1.4; the reference code uses s = 0.005 for both hard- and
+    (as in the PI-HC-MoE paper; its reference code uses s = 0.005 for both hard- and
     soft-constraint models). The spatial mean of the result is removed (w0 is zero-mean in
     the data, so this changes nothing for consistent inputs).
 
     With `w0=None` the function returns only the part that is linear in `f`,
     `s·(t/T)·(f − mean f)`. That is what per-basis quantities are computed from: since
-    `interior_quantities` is linear, the quantities of u are
-    `pde.interior_quantities(broadcast(w0)) + Σ_k ω_k · pde.interior_quantities(mollify(pde,
+    `linear_quantities` is linear, the quantities of u are
+    `pde.linear_quantities(broadcast(w0)) + Σ_k ω_k · pde.linear_quantities(mollify(pde,
     b_k))`, with the first term (the initial condition's constant offsets; its `w_t` is zero)
     computed once per sample.
 

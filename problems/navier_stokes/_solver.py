@@ -63,7 +63,7 @@ def sample_initial_conditions(
 ) -> Float[Array, "num n n"]:
     """Zero-mean Gaussian-random-field vorticities, sampled coarse and resampled spectrally.
 
-    Follows the data recipe of PI-HC-MoE spec §2.2: a centred Gaussian process with the
+    Follows the data recipe of the PI-HC-MoE paper: a centred Gaussian process with the
     periodic kernel `periodic_kernel` (ℓ = 0.8, unit variance) is sampled on the
     `ic_resolution²` grid (64²), its spatial mean is subtracted, and it is Fourier-resampled
     to `n²` (`spectral_resample`; upsampling is exact trigonometric interpolation).
@@ -104,7 +104,7 @@ def _sample(key, num: int, n: int, length_scale: float, ic_resolution: int):
 
 
 class ReferenceSolver(eqx.Module):
-    """Pseudo-spectral Crank–Nicolson/Heun solver for `NavierStokes2D` (PI-HC-MoE §2.2).
+    """Pseudo-spectral Crank–Nicolson/Heun solver for `NavierStokes2D` (the PI-HC-MoE paper's).
 
     The state is the vorticity's real FFT ŵ. One step of size h:
 

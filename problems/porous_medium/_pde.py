@@ -1,12 +1,19 @@
 """The porous medium equation, its travelling-wave solution, residuals on grid fields."""
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import Array, ArrayLike
 
-from pdeopt.constraints import AbstractPDE
-from pdeopt.discretizations import Axis, boundary_trace, derivative
+from pdeopt.constraints import (
+    AbstractDerivatives,
+    AbstractPDE,
+    Boundary,
+    FiniteDifference,
+    initial_condition,
+)
+from pdeopt.discretizations import Axis, Grid
 
 
 def positive_power(u: ArrayLike, p: ArrayLike) -> Array:
@@ -39,7 +46,7 @@ class PorousMedium(AbstractPDE):
     - `nx`, `nt`: grid sizes.
     - `t_final`: T (default 1: the front reaches x = 1 at T when V = 1).
     - `speed`: V, the front speed.
-    - `accuracy`: finite-difference order of accuracy (2 or 4).
+    - `derivatives`: the source of the quantities (default `FiniteDifference(accuracy=2)`).
 
     ??? cite "References"
 
@@ -52,7 +59,9 @@ class PorousMedium(AbstractPDE):
     nt: int = eqx.field(static=True)
     t_final: float = eqx.field(static=True, default=1.0)
     speed: float = eqx.field(static=True, default=1.0)
-    accuracy: int = eqx.field(static=True, default=2)
+    derivatives: AbstractDerivatives = FiniteDifference()
+
+    quantities: ClassVar = {"u": (0, 0), "u_t": (1, 0), "u_x": (0, 1), "u_xx": (0, 2)}
 
     def __check_init__(self):
         for name in ("nx", "nt"):
@@ -78,12 +87,8 @@ class PorousMedium(AbstractPDE):
         return Axis(self.nt, 0.0, self.t_final, centering="vertex")
 
     @property
-    def grid_shape(self) -> tuple[int, int]:
-        return (self.nt, self.nx)
-
-    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
-        """`(t, x)` coordinate vectors of the grid."""
-        return np.asarray(self.t_axis.points), np.asarray(self.x_axis.points)
+    def grid(self) -> Grid:
+        return Grid((self.t_axis, self.x_axis))
 
     def exact(self, t: ArrayLike, x: ArrayLike, m: ArrayLike) -> Array:
         """The travelling wave (m·V·(V·t − x))₊^(1/m)."""
@@ -93,20 +98,6 @@ class PorousMedium(AbstractPDE):
         """The Dirichlet value u(0, t) = (m·V²·t)^(1/m)."""
         return self.exact(t, 0.0, m)
 
-    def inputs(self, condition: Float[Array, ""]) -> Float[Array, "nt nx 3"]:
-        t, x = self.coordinates()
-        tt, xx = jnp.meshgrid(t / self.t_final, x, indexing="ij")
-        return jnp.stack([tt, xx, jnp.broadcast_to(condition, tt.shape).astype(tt.dtype)], -1)
-
-    def interior_quantities(self, u: Float[Array, "nt nx"]) -> dict[str, Float[Array, "nt nx"]]:
-        x, a = self.x_axis, self.accuracy
-        return {
-            "u": u,
-            "u_t": derivative(u, self.t_axis, 1, dim=0, accuracy=a),
-            "u_x": derivative(u, x, 1, dim=1, accuracy=a),
-            "u_xx": derivative(u, x, 2, dim=1, accuracy=a),
-        }
-
     def interior_residual(self, q, condition):
         m = condition
         flux_divergence = (
@@ -115,23 +106,12 @@ class PorousMedium(AbstractPDE):
         )
         return self.t_final * (q["u_t"] - flux_divergence)
 
-    def boundary_quantities(self, u: Float[Array, "nt nx"]) -> dict[str, Array]:
-        x, a = self.x_axis, self.accuracy
-        return {
-            "initial": u[0],
-            "left": boundary_trace(u[1:], x, "lo", dim=1, accuracy=a),
-            "right": boundary_trace(u[1:], x, "hi", dim=1, accuracy=a),
-        }
-
-    def boundary_locations(self) -> dict[str, np.ndarray]:
-        x = np.arange(self.nx)
-        t = np.arange(1, self.nt)
-        initial = np.stack([np.zeros_like(x), x], axis=-1)
-        left = np.stack([t, np.zeros_like(t)], axis=-1)
-        right = np.stack([t, np.full_like(t, self.nx - 1)], axis=-1)
-        return {"ic": initial, "bc": np.concatenate([left, right])}
-
-    def boundary_residuals(self, qb, condition):
-        t = jnp.asarray(self.coordinates()[0][1:])
-        left = qb["left"] - self.inflow_value(t, condition)
-        return {"ic": qb["initial"], "bc": jnp.concatenate([left, qb["right"]])}
+    @property
+    def blocks(self) -> tuple[Boundary, ...]:
+        later = (slice(1, None),)  # The boundary rows skip t = 0.
+        inflow = lambda u, m, x: u[0] - self.inflow_value(x[..., 0], m)
+        return (
+            initial_condition(lambda u, m, x: u[0]),
+            Boundary("bc", 1, "lo", inflow, rows=later),
+            Boundary("bc", 1, "hi", lambda u, m, x: u[0], rows=later),
+        )
