@@ -11,7 +11,10 @@ from typing import ClassVar
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
+import jax.random as jr
 import numpy as np
+from jaxtyping import PRNGKeyArray
 
 from pdeopt.constraints import AbstractPDE
 from pdeopt.data import (
@@ -163,6 +166,11 @@ class AbstractProblem(abc.ABC):
     @abc.abstractmethod
     def parameters(self) -> dict[str, object]:
         """Everything the data depend on besides the grid, size and seed (HDF5 attributes)."""
+
+    def sample_keys(self, seeds: np.ndarray) -> PRNGKeyArray:
+        """The key of each sample seed i, `fold_in(key(seed), i)`: a sample does not depend on
+        which other samples are drawn."""
+        return jax.vmap(lambda i: jr.fold_in(jr.key(self.seed), i))(jnp.asarray(seeds))
 
     def solve(self, pde: AbstractPDE, inputs: np.ndarray) -> np.ndarray:
         """Reference solutions of a batch of inputs, `[n, *grid]`, by `self.solver`."""

@@ -17,7 +17,7 @@ from ._hard import (
     MoEHardConstraint as MoEHardConstraint,
 )
 from ._partition import Partition as Partition, partition as partition
-from ._pde import AbstractPDE as AbstractPDE
+from ._pde import AbstractPDE as AbstractPDE, check_parameters as check_parameters
 from ._soft import (
     LearningRateAnnealing as LearningRateAnnealing,
     SoftConstraint as SoftConstraint,

@@ -143,6 +143,22 @@ class AbstractPDE(eqx.Module):
         return out | group_blocks(self, condition, traces)
 
 
+def check_parameters(
+    owner: eqx.Module, *, sizes: dict[str, int] | None = None, positive: tuple[str, ...] = ()
+) -> None:
+    """Raise a `ValueError` naming `problem.<name>` for a grid size below its minimum
+    (`sizes`: name -> minimum) or a parameter that is not > 0 (`positive`); for a PDE's
+    `__check_init__`."""
+    for name, low in (sizes or {}).items():
+        value = getattr(owner, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"problem.{name} must be an integer >= {low}, got {value!r}.")
+    for name in positive:
+        value = getattr(owner, name)
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"problem.{name} must be > 0, got {value!r}.")
+
+
 def group_blocks(pde: AbstractPDE, condition, traces) -> dict[str, Array]:
     """The residual rows of every block from its traces, blocks of one name concatenated."""
     rows: dict[str, list[Array]] = {}

@@ -9,7 +9,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from pdeopt.constraints import AbstractDerivatives, AbstractPDE, Spectral, initial_condition
+from pdeopt.constraints import (
+    AbstractDerivatives,
+    AbstractPDE,
+    Spectral,
+    check_parameters,
+    initial_condition,
+)
 from pdeopt.discretizations import Axis, Grid
 
 from .._base import AbstractProblem
@@ -29,6 +35,9 @@ class Advection(AbstractPDE):
     derivatives: AbstractDerivatives = Spectral()
 
     quantities: ClassVar = {"u_t": (1, 0), "u_x": (0, 1)}
+
+    def __check_init__(self):
+        check_parameters(self, sizes={"nx": 4, "nt": 4}, positive=("t_final",))
 
     @property
     def grid(self) -> Grid:
@@ -85,10 +94,10 @@ class AdvectionProblem(AbstractProblem):
         _, x = pde.coordinates()
         k = jnp.arange(1, self.modes + 1)
 
-        def one(i):
-            ka, kp = jr.split(jr.fold_in(jr.key(self.seed), i))
+        def one(key):
+            ka, kp = jr.split(key)
             a = jr.normal(ka, (self.modes,)) / k
             phase = jr.uniform(kp, (self.modes,), maxval=2 * jnp.pi)
             return a @ jnp.sin(2 * jnp.pi * k[:, None] * jnp.asarray(x) + phase[:, None])
 
-        return np.asarray(jax.vmap(one)(jnp.asarray(seeds)))
+        return np.asarray(jax.vmap(one)(self.sample_keys(seeds)))

@@ -10,7 +10,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 
-from pdeopt.constraints import AbstractDerivatives, AbstractPDE, Spectral, initial_condition
+from pdeopt.constraints import (
+    AbstractDerivatives,
+    AbstractPDE,
+    Spectral,
+    check_parameters,
+    initial_condition,
+)
 from pdeopt.discretizations import Axis, Grid, solve_mol, spectral_laplacian
 
 from .._base import AbstractProblem
@@ -30,6 +36,9 @@ class AllenCahn(AbstractPDE):
     derivatives: AbstractDerivatives = Spectral()
 
     quantities: ClassVar = {"u": (0, 0, 0), "u_t": (1, 0, 0), "u_xx": (0, 2, 0), "u_yy": (0, 0, 2)}
+
+    def __check_init__(self):
+        check_parameters(self, sizes={"nx": 4, "nt": 4}, positive=("epsilon", "t_final"))
 
     @property
     def grid(self) -> Grid:
@@ -98,12 +107,12 @@ class AllenCahnProblem(AbstractProblem):
         phase = 2 * jnp.pi * (k[:, None, None, None] * x[:, None] + k[None, :, None, None] * y)
         decay = 1.0 / (1.0 + k[:, None] ** 2 + k[None, :] ** 2)
 
-        def one(i):
-            ka, kb = jr.split(jr.fold_in(jr.key(self.seed), i))
+        def one(key):
+            ka, kb = jr.split(key)
             a, b = (decay * jr.normal(key, decay.shape) for key in (ka, kb))
             u = jnp.einsum("kl,klxy->xy", a, jnp.cos(phase)) + jnp.einsum(
                 "kl,klxy->xy", b, jnp.sin(phase)
             )
             return 0.9 * u / jnp.max(jnp.abs(u))
 
-        return np.asarray(jax.vmap(one)(jnp.asarray(seeds)))
+        return np.asarray(jax.vmap(one)(self.sample_keys(seeds)))

@@ -10,6 +10,7 @@ from pdeopt.constraints import (
     AbstractPDE,
     Boundary,
     Spectral,
+    check_parameters,
     initial_condition,
 )
 from pdeopt.discretizations import Axis, Grid
@@ -55,13 +56,7 @@ class Burgers(AbstractPDE):
     quantities: ClassVar = {"u": (0, 0), "u_t": (1, 0), "u_x": (0, 1), "u_xx": (0, 2)}
 
     def __check_init__(self):
-        if not isinstance(self.nx, int) or self.nx < 4:
-            raise ValueError(f"problem.nx must be an integer >= 4, got {self.nx!r}.")
-        if not isinstance(self.nt, int) or self.nt < 4:
-            raise ValueError(f"problem.nt must be an integer >= 4, got {self.nt!r}.")
-        for name in ("viscosity", "t_final"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"problem.{name} must be > 0, got {getattr(self, name)!r}.")
+        check_parameters(self, sizes={"nx": 4, "nt": 4}, positive=("viscosity", "t_final"))
 
     @property
     def diffusivity(self) -> float:

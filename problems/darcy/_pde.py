@@ -6,7 +6,13 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from pdeopt.constraints import AbstractGridDerivatives, AbstractPDE, Boundary, FiniteDifference
+from pdeopt.constraints import (
+    AbstractGridDerivatives,
+    AbstractPDE,
+    Boundary,
+    FiniteDifference,
+    check_parameters,
+)
 from pdeopt.discretizations import Axis, Grid
 
 
@@ -58,8 +64,7 @@ class Darcy(AbstractPDE):
     quantities: ClassVar = {}  # `linear_quantities` is its own.
 
     def __check_init__(self):
-        if not isinstance(self.n, int) or self.n < 4:
-            raise ValueError(f"problem.n must be an integer >= 4, got {self.n!r}.")
+        check_parameters(self, sizes={"n": 4})
 
     @property
     def axis(self) -> Axis:

@@ -4,7 +4,6 @@ import dataclasses
 from typing import ClassVar
 
 import jax
-import jax.random as jr
 import numpy as np
 
 from .._base import AbstractProblem
@@ -58,6 +57,6 @@ class DarcyProblem(AbstractProblem):
         return {"forcing": self.forcing, "high": self.high, "low": self.low, "solver": solver}
 
     def sample_inputs(self, pde, seeds):
-        keys = jax.vmap(lambda i: jr.fold_in(jr.key(self.seed), i))(seeds)
+        keys = self.sample_keys(seeds)
         sample = lambda k: sample_coefficients(pde, key=k, high=self.high, low=self.low)
         return np.asarray(jax.vmap(sample)(keys))

@@ -10,6 +10,7 @@ from pdeopt.constraints import (
     AbstractPDE,
     Boundary,
     FiniteDifference,
+    check_parameters,
     initial_condition,
 )
 from pdeopt.discretizations import Axis, Grid
@@ -38,13 +39,7 @@ class DiffusionReaction(AbstractPDE):
     quantities: ClassVar = {"u": (0, 0), "u_t": (1, 0), "u_xx": (0, 2)}
 
     def __check_init__(self):
-        for name in ("nx", "nt"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 5:
-                raise ValueError(f"problem.{name} must be an integer >= 5, got {value!r}.")
-        for name in ("nu", "t_final"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"problem.{name} must be > 0, got {getattr(self, name)!r}.")
+        check_parameters(self, sizes={"nx": 5, "nt": 5}, positive=("nu", "t_final"))
 
     @property
     def x_axis(self) -> Axis:

@@ -4,7 +4,6 @@ import dataclasses
 from typing import ClassVar
 
 import jax
-import jax.random as jr
 import numpy as np
 
 from pdeopt.constraints import FiniteDifference
@@ -56,5 +55,5 @@ class DiffusionReactionProblem(AbstractProblem):
         return {**{k: getattr(self, k) for k in names}, **solver}
 
     def sample_inputs(self, pde, seeds):
-        keys = jax.vmap(lambda i: jr.fold_in(jr.key(self.seed), i))(seeds)
+        keys = self.sample_keys(seeds)
         return np.asarray(jax.vmap(lambda k: sample_initial_condition(pde, key=k))(keys))

@@ -11,6 +11,7 @@ from pdeopt.constraints import (
     AbstractPDE,
     Boundary,
     FiniteDifference,
+    check_parameters,
     initial_condition,
 )
 from pdeopt.discretizations import Axis, Dirichlet, Grid, Robin
@@ -69,13 +70,8 @@ class DiffusionSorption(AbstractPDE):
     quantities: ClassVar = {"u": (0, 0), "u_t": (1, 0), "u_xx": (0, 2)}
 
     def __check_init__(self):
-        for name in ("nx", "nt"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 4:
-                raise ValueError(f"problem.{name} must be an integer >= 4, got {value!r}.")
-        for name in ("t_final", "diffusivity", "porosity", "bulk_density", "freundlich_k"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"problem.{name} must be > 0, got {getattr(self, name)!r}.")
+        positive = ("t_final", "diffusivity", "porosity", "bulk_density", "freundlich_k")
+        check_parameters(self, sizes={"nx": 4, "nt": 4}, positive=positive)
         if not 0 < self.porosity < 1:
             raise ValueError(f"problem.porosity must lie in (0, 1), got {self.porosity!r}.")
         if self.outflow_sign not in (-1.0, 1.0):

@@ -12,15 +12,10 @@ from pdeopt.constraints import (
     AbstractPDE,
     Boundary,
     FiniteDifference,
+    check_parameters,
     initial_condition,
 )
 from pdeopt.discretizations import Axis, Grid
-
-
-def _check_sizes(**sizes):
-    for name, value in sizes.items():
-        if not isinstance(value, int) or value < 5:
-            raise ValueError(f"problem.{name} must be an integer >= 5, got {value!r}.")
 
 
 def _modes(coefficients: Array, x: np.ndarray) -> Array:
@@ -49,9 +44,7 @@ class Heat(AbstractPDE):
     quantities: ClassVar = {"u_t": (1, 0), "u_xx": (0, 2)}
 
     def __check_init__(self):
-        _check_sizes(nx=self.nx, nt=self.nt)
-        if self.kappa <= 0 or self.t_final <= 0:
-            raise ValueError("problem.kappa and problem.t_final must be > 0.")
+        check_parameters(self, sizes={"nx": 5, "nt": 5}, positive=("kappa", "t_final"))
 
     @property
     def x_axis(self) -> Axis:
@@ -103,7 +96,7 @@ class Poisson(AbstractPDE):
     quantities: ClassVar = {"u_xx": (2, 0), "u_yy": (0, 2)}
 
     def __check_init__(self):
-        _check_sizes(n=self.n)
+        check_parameters(self, sizes={"n": 5})
 
     @property
     def axis(self) -> Axis:

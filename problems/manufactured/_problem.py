@@ -11,11 +11,10 @@ from .._base import AbstractProblem
 from ._pde import Heat, Poisson
 
 
-def _coefficients(seed: int, seeds: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """Sample i: N(0, 1)/k² (1-D) or N(0, 1)/(k² + l²) (2-D) sine coefficients, key fold_in(i)."""
+def _coefficients(keys, shape: tuple[int, ...]) -> np.ndarray:
+    """Per key: N(0, 1)/k² (1-D) or N(0, 1)/(k² + l²) (2-D) sine coefficients."""
     k = np.arange(1, shape[0] + 1, dtype=np.float64)
     decay = k**-2 if len(shape) == 1 else 1.0 / (k[:, None] ** 2 + k[None, :] ** 2)
-    keys = jax.vmap(lambda i: jr.fold_in(jr.key(seed), i))(seeds)
     return np.asarray(jax.vmap(lambda key: jr.normal(key, shape))(keys)) * decay
 
 
@@ -58,7 +57,7 @@ class HeatProblem(AbstractProblem):
         return {"kappa": self.kappa, "t_final": self.t_final, "modes": self.modes}
 
     def sample_inputs(self, pde, seeds):
-        return _coefficients(self.seed, seeds, (self.modes,))
+        return _coefficients(self.sample_keys(seeds), (self.modes,))
 
     def solve(self, pde, inputs):
         return np.asarray(jax.vmap(pde.exact)(inputs))
@@ -97,7 +96,7 @@ class PoissonProblem(AbstractProblem):
         return {"modes": self.modes}
 
     def sample_inputs(self, pde, seeds):
-        return _coefficients(self.seed, seeds, (self.modes, self.modes))
+        return _coefficients(self.sample_keys(seeds), (self.modes, self.modes))
 
     def solve(self, pde, inputs):
         return np.asarray(jax.vmap(pde.exact)(inputs))

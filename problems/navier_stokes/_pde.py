@@ -12,6 +12,7 @@ from pdeopt.constraints import (
     AbstractPDE,
     Boundary,
     Spectral,
+    check_parameters,
     initial_condition,
 )
 from pdeopt.discretizations import Axis, Grid, velocity_from_vorticity
@@ -69,13 +70,7 @@ class NavierStokes2D(AbstractPDE):
     }
 
     def __check_init__(self):
-        if not isinstance(self.nx, int) or self.nx < 4:
-            raise ValueError(f"problem.nx must be an integer >= 4, got {self.nx!r}.")
-        if not isinstance(self.nt, int) or self.nt < 4:
-            raise ValueError(f"problem.nt must be an integer >= 4, got {self.nt!r}.")
-        for name in ("viscosity", "t_final"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"problem.{name} must be > 0, got {getattr(self, name)!r}.")
+        check_parameters(self, sizes={"nx": 4, "nt": 4}, positive=("viscosity", "t_final"))
 
     @property
     def space_grid(self) -> Grid:

@@ -11,6 +11,7 @@ from pdeopt.constraints import (
     AbstractPDE,
     Boundary,
     FiniteDifference,
+    check_parameters,
     initial_condition,
 )
 from pdeopt.discretizations import Axis, Grid
@@ -64,13 +65,7 @@ class PorousMedium(AbstractPDE):
     quantities: ClassVar = {"u": (0, 0), "u_t": (1, 0), "u_x": (0, 1), "u_xx": (0, 2)}
 
     def __check_init__(self):
-        for name in ("nx", "nt"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 4:
-                raise ValueError(f"problem.{name} must be an integer >= 4, got {value!r}.")
-        for name in ("t_final", "speed"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"problem.{name} must be > 0, got {getattr(self, name)!r}.")
+        check_parameters(self, sizes={"nx": 4, "nt": 4}, positive=("t_final", "speed"))
         if self.speed * self.t_final > 1:
             raise ValueError(
                 f"problem.speed * problem.t_final = {self.speed * self.t_final:g} > 1: the "

@@ -4,7 +4,6 @@ import dataclasses
 from typing import ClassVar
 
 import jax
-import jax.random as jr
 import numpy as np
 
 from pdeopt.constraints import FiniteDifference
@@ -65,6 +64,6 @@ class PorousMediumProblem(AbstractProblem):
         return {**{k: getattr(self, k) for k in names}, **solver}
 
     def sample_inputs(self, pde, seeds):
-        keys = jax.vmap(lambda i: jr.fold_in(jr.key(self.seed), i))(seeds)
+        keys = self.sample_keys(seeds)
         sample = lambda k: sample_exponent(key=k, low=self.m_min, high=self.m_max)
         return np.asarray(jax.vmap(sample)(keys))
