@@ -7,7 +7,6 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import pytest
-from jaxtyping import TypeCheckError
 
 from experiments._common import compose
 from experiments.train import run
@@ -111,13 +110,6 @@ def test_checkpoint_mismatch(tmp_path, getkey):
         load_checkpoint(tmp_path / "m.eqx", big)
 
 
-# pdeopt/constraints/_base.py: `SolveStats.converged` / `max_steps_reached` are annotated
-# `Bool[Array, " experts"]`, but `PhysicsLoss` reads them on stats batched over samples,
-# `(batch, experts)`, so jaxtyping's runtime checker fails the hard-constraint training step.
-@pytest.mark.xfail(
-    raises=TypeCheckError,
-    reason="SolveStats.converged annotation lacks the batch axis (pdeopt/constraints/_base.py)",
-)
 def test_experiment_moe_prints_report(tmp_path, capsys):
     cfg = compose(
         [
