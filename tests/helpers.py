@@ -4,8 +4,9 @@
 - `OPERATORS`: random operator families, each a dense matrix plus how a solver sees it.
 - `SOLVERS`: the catalogue of pdeopt's linear solvers, each with the operator families it
   claims to solve; `catalogue()` lists its (solver, operator) pairs.
-- `check_*`: the properties every catalogue pair must have (dense solve, jvp against central
-  finite differences and the dense derivative, grad, vmap, transpose, conj, jit).
+- `check_*` (`PROPERTIES`): what every catalogue pair must do (dense solve, jvp against
+  central finite differences and the dense derivative, grad, vmap over right-hand sides and
+  over operators, transpose, conj, jit).
 - `kkt_residual` / `kkt_norm`: (∇ₓL, c) for L = f + λᵀc, the one KKT measure of the tests.
 """
 
