@@ -1,11 +1,11 @@
-"""Equality-constrained test problems for the AdaSketch-Newton benchmarks (spec §11).
+"""Equality-constrained test problems of the AdaSketch-Newton paper's experiments.
 
-- `PROBLEMS` / `get_problem`: 45 of the 47 CUTEst problems of spec §11.1 (BA-L1 and
+- `PROBLEMS` / `get_problem`: 45 of the paper's 47 CUTEst problems (BA-L1 and
   BA-L1SP are dropped; see `DROPPED`).
 - `logistic_regression`, `synthetic_logistic_regression`,
-  `breast_cancer_logistic_regression`: spec §11.2.
-- `poisson_control`: spec §11.3; `semilinear_control`: its nonlinear extension; both carry
-  a block-diagonal KKT preconditioner (`control_kkt_preconditioner`).
+  `breast_cancer_logistic_regression`: the paper's constrained logistic regression.
+- `poisson_control`: the paper's PDE-control problem; `semilinear_control`: its nonlinear
+  extension; both carry a block-diagonal KKT preconditioner (`control_kkt_preconditioner`).
 """
 
 from ._applications import (

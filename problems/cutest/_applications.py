@@ -9,8 +9,7 @@ large constants into the compiled function. Enable `jax_enable_x64` before build
 ??? cite "References"
 
     I. Hong, S. Na, M. W. Mahoney, M. Kolar, "Constrained Optimization via Exact Augmented
-    Lagrangian and Randomized Iterative Sketching", ICML 2023 (experiments of §6; spec
-    `specs/al-sketch-newton.md` §11.2-§11.3).
+    Lagrangian and Randomized Iterative Sketching", ICML 2023 (experiments of §6).
 """
 
 import functools as ft
@@ -27,7 +26,7 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ._problem import ConstrainedProblem, as_f64
 
 # --------------------------------------------------------------------------------------
-# Constrained logistic regression (spec §11.2)
+# Constrained logistic regression (the paper's §6)
 # --------------------------------------------------------------------------------------
 
 LIBSVM_SHAPES: dict[str, tuple[int, int]] = {
@@ -103,7 +102,7 @@ def logistic_regression(
     """Constrained logistic regression: `min mean log(1 + exp(-y a^T x))`, `Ax = b`, `|x|^2 = 1`.
 
     `A` (10 x d) and `b` (10) are iid standard normal, drawn from `key` (so they do not depend
-    on any other random draw, unlike the reference code; spec §11.2), conditioned on
+    on any other random draw, unlike the reference code), conditioned on
     feasibility: a draw whose minimum-norm solution of `Ax = b` has norm >= 1 leaves no point
     on the unit sphere, and is replaced by the next draw from `jr.fold_in(key, i)`, i = 1, 2,
     ... (the first draw is feasible for every synthetic set; breast cancer's is not). Needs
@@ -298,7 +297,7 @@ def poisson_control(n: int = 3) -> ConstrainedProblem:
 
     Variables `x = [vec(w); vec(z)]` (column-major vec), `n = 2N^2`, `m = N^2`; the constraint
     Jacobian is `[L_h, I]` with `L_h` the 5-point Laplacian. Start `x0 = 1`, `lambda0 = 1`. The
-    paper uses `N = 3` (n = 18, m = 9); larger `N` is the scaling extension of spec §11.3.
+    paper uses `N = 3` (n = 18, m = 9); larger `N` is pdeopt's scaling extension.
     `kkt_preconditioner` is the exact block-diagonal (Schur-complement) preconditioner of
     [`control_kkt_preconditioner`][], for `constrained_minimise(..., preconditioner=...)`.
 
@@ -382,7 +381,7 @@ def semilinear_control(n: int = 3, alpha: float = 1.0e-2) -> ConstrainedProblem:
         objective=_semilinear_objective,
         constraints=_semilinear_constraints,
         args=(y_d, jnp.asarray(alpha, dtype=y_d.dtype)),
-        notes="Extension of spec §11.3 (not in the paper).",
+        notes="Scaling extension of the paper's control problem (not in the paper).",
         kkt_preconditioner=None
         if isinstance(alpha, (int, float)) and alpha == 0
         else _semilinear_preconditioner,

@@ -14,7 +14,7 @@ _nan = math.nan
 class PaperIterations(NamedTuple):
     """Outer-iteration counts reported for one problem in the AdaSketch-Newton results.
 
-    Columns of spec §11.1 (`specs/al-sketch-newton.md`): `gv10`/`rk10` are the January
+    Columns of the paper's CUTEst table: `gv10`/`rk10` are the January
     10-run means, `gv`/`rk` the single May runs, then the two GMRES baselines. `nan` marks
     "fail" or "not reported".
     """
@@ -48,7 +48,7 @@ class ConstrainedProblem(eqx.Module):
     - `args`: data the two functions need (a PyTree of arrays), or `None`.
     - `solution`: a known solution `x*` (closed form or literature values), or `None`.
     - `reference_objective`: `f*` from the literature / the SIF file's comments, or `None`.
-    - `paper_iterations`: the iteration counts of spec §11.1, for side-by-side reports.
+    - `paper_iterations`: the paper's iteration counts, for side-by-side reports.
     - `notes`: provenance and caveats (e.g. which formula could not be cross-checked).
     - `kkt_preconditioner`: `(y, lambda, args) -> S`, a symmetric positive definite
         `lineax` operator with `S^2 ~ |K|^-1` for the KKT matrix K, to pass as

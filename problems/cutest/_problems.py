@@ -1,6 +1,6 @@
 """The 45 small CUTEst equality-constrained problems of the AdaSketch-Newton benchmark.
 
-Spec `specs/al-sketch-newton.md` §11.1 lists 47 problems. Each one here is written in JAX from
+The paper's CUTEst table lists 47 problems. Each one here is written in JAX from
 its published closed form (Hock & Schittkowski 1981; Boggs & Tolle 1989; Moré, Garbow &
 Hillstrom 1981; the CUTEst SIF files), with `n`, `m` and the start point exactly as in
 CUTEst. The S2MPJ Python translations of the SIF files (`GrattonToint/S2MPJ`) were read as an
@@ -12,12 +12,12 @@ Conventions:
   RSNBRNE's first residual is `10 (x2 - x1^2)`); an objective group `(g)^2` with scale `s`
   contributes `g^2 / s`.
 - The nonlinear-equation ("NE") problems have `f = 0` and `c` = the residuals.
-- `lambda0` is zero (CUTEst.jl `meta.y0`, spec §11.1). Caveat: GENHS28's SIF file starts the
-  multipliers at 1; the paper's runs used `meta.y0`, which we take to be zero as the spec says.
+- `lambda0` is zero (CUTEst.jl `meta.y0`). Caveat: GENHS28's SIF file starts the
+  multipliers at 1; the paper's runs used `meta.y0`, which we take to be zero.
 
 **Dropped:** BA-L1 and BA-L1SP (bundle adjustment, n = 57, m = 12). Their SIF data are
 several thousand element coefficients (S2MPJ's `BAmL1SP.py` is about 1 MB) and BA-L1 is not
-in S2MPJ at all, so neither can be written as short constants; spec §12 allows dropping them.
+in S2MPJ at all, so neither can be written as short constants.
 They are listed in `DROPPED` with their paper iteration counts.
 
 **Not cross-checked against S2MPJ** (absent there): SINVALNE and HIMMELBE; their formulas
@@ -566,7 +566,7 @@ _P = PaperIterations
 _HS_BOOK = "Hock & Schittkowski (1981)"
 _S2MPJ_SOLTN = "f* from the SIF file's SOLTN comment (S2MPJ)"
 
-# name -> keyword arguments of `_make` (insertion order = spec §11.1 order).
+# name -> keyword arguments of `_make` (insertion order = the paper's table order).
 _SPECS: dict[str, dict] = {
     "HS6": dict(
         sif_class="QQR2-AN-2-1",
@@ -599,7 +599,7 @@ _SPECS: dict[str, dict] = {
         iters=_P(11.5, 10.7, 12, 10, 22, 10),
         solution=[1.0, 1.0, 0.0, 0.0],
         f_star=-1.0,
-        notes="SIF sign fix of x2 in c2; lambda* = (-1, -1) (spec §13).",
+        notes="SIF sign fix of x2 in c2; lambda* = (-1, -1) (a known sign error of the SIF file).",
     ),
     "HS28": dict(
         sif_class="SLR2-AY-3-1",
@@ -1073,7 +1073,7 @@ DROPPED: dict[str, dict] = {
 PROBLEMS: dict[str, Callable[[], ConstrainedProblem]] = {
     name: ft.partial(_make, name, **spec) for name, spec in _SPECS.items()
 }
-"""Factories for the implemented CUTEst problems, in the order of spec §11.1."""
+"""Factories for the implemented CUTEst problems, in the order of the paper's table."""
 
 
 def get_problem(name: str) -> ConstrainedProblem:
