@@ -36,6 +36,19 @@ def _solve_batch(solver: eqx.Module, pde: AbstractPDE, inputs):
     return jax.vmap(lambda c: solver.solve(pde, c))(inputs)
 
 
+def _scalar_fields(obj, types: bool = False) -> dict[str, object]:
+    """`obj`'s dataclass fields that are numbers, strings or booleans; with `types`, the other
+    fields (solvers, linear solvers) by their class name."""
+    out = {}
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        if isinstance(value, int | float | str | bool):
+            out[field.name] = value
+        elif types and value is not None:
+            out[field.name] = type(value).__name__
+    return out
+
+
 def solve_in_batches(solve, inputs: np.ndarray, batch_size: int) -> np.ndarray:
     """`solve` applied to consecutive chunks of `batch_size` inputs, concatenated (NumPy)."""
     return np.concatenate(
@@ -99,13 +112,15 @@ class DataSplit:
 class AbstractProblem(abc.ABC):
     """A learning problem: a PDE, its conditions (initial fields, coefficients) and solutions.
 
-    A problem provides `pde`, `sample_inputs(pde, seeds)` (what the reference solver takes
-    per sample; sample i depends on i alone) and `parameters()` (what its data depend on,
-    stored in the file and checked on read), plus either a `solver` with
+    A problem provides `pde` and `sample_inputs(pde, seeds)` (what the reference solver takes
+    per sample; sample i depends on i alone), plus either a `solver` with
     `solver.solve(pde, input)` (one sample, traceable) or its own `solve(pde, inputs)`. The
     model's condition is the initial slice of the solution, or (`condition_input`) a stored
     per-sample array, `stored_condition(pde, inputs)`, the inputs themselves by default. The
     base derives the rest:
+
+    - `parameters()`: what the data depend on, stored in the file and part of the cache's
+        name, from the problem's, the PDE's and the solver's fields.
 
     - `load()`: the train and test splits, from `data_path` (a file the user already has, in
         either PDEBench layout) or from the cache under `data_dir`, generated on first use
@@ -137,6 +152,9 @@ class AbstractProblem(abc.ABC):
     data_layout: ClassVar[str] = "single-file"
     time_dependent: ClassVar[bool] = True
     condition_input: ClassVar[str | None] = None
+    model_fields: ClassVar[tuple[str, ...]] = ("accuracy",)
+    """Fields that change the model's view of the PDE but not the data (left out of
+    `parameters()`)."""
     """The name under which the conditions are stored in the file (Darcy's `"nu"`); `None`:
     the condition is the initial slice of the solution."""
 
@@ -163,9 +181,23 @@ class AbstractProblem(abc.ABC):
     def sample_inputs(self, pde: AbstractPDE, seeds: np.ndarray) -> np.ndarray:
         """The reference solver's inputs of these sample seeds on `pde`'s grid."""
 
-    @abc.abstractmethod
     def parameters(self) -> dict[str, object]:
-        """Everything the data depend on besides the grid, size and seed (HDF5 attributes)."""
+        """Everything the data depend on besides the grid, size and seed (HDF5 attributes).
+
+        Derived: the scalar fields of the problem and of its PDE (the physics, and how the
+        conditions are sampled), less the grid sizes and `model_fields`, and the reference
+        `solver`'s class and fields as `solver` and `solver.<field>`. A field added to a
+        problem or a PDE therefore enters the cache key without further code.
+        """
+        skip = {f.name for f in dataclasses.fields(AbstractProblem)}
+        skip |= {*_SIZES, "solver", *self.model_fields}
+        params = {**_scalar_fields(self.pde), **_scalar_fields(self)}
+        params = {k: v for k, v in sorted(params.items()) if k not in skip}
+        solver = getattr(self, "solver", None)
+        if solver is not None:
+            params["solver"] = type(solver).__name__
+            params |= {f"solver.{k}": v for k, v in _scalar_fields(solver, types=True).items()}
+        return params
 
     def sample_keys(self, seeds: np.ndarray) -> PRNGKeyArray:
         """The key of each sample seed i, `fold_in(key(seed), i)`: a sample does not depend on

@@ -8,6 +8,8 @@
   central finite differences and the dense derivative, grad, vmap over right-hand sides and
   over operators, transpose, conj, jit).
 - `kkt_residual` / `kkt_norm`: (∇ₓL, c) for L = f + λᵀc, the one KKT measure of the tests.
+- `check_quantities_linear`: a PDE's interior quantities and boundary traces are linear.
+- `check_grad_entries`: a model's gradient against central differences, weight by weight.
 """
 
 import dataclasses
@@ -422,3 +424,32 @@ def kkt_residual(fn, constraint_fn, y, multipliers, args=None):
 def kkt_norm(fn, constraint_fn, y, multipliers, args=None) -> float:
     """‖(∇_y L, c)‖₂ at (y, λ): the KKT measure `constrained_minimise` records."""
     return float(jnp.linalg.norm(kkt_residual(fn, constraint_fn, y, multipliers, args)))
+
+
+def check_grad_entries(loss, model, grads, wheres, *, eps=1e-5, rtol=1e-6) -> None:
+    """`grads` (of the scalar `loss` at `model`) against central differences.
+
+    For each accessor in `wheres`, the entry of largest gradient of that weight is perturbed by
+    ±`eps`, so that the O(eps²) truncation and O(1e-16/eps) rounding errors stay far below
+    `rtol`.
+    """
+    for where in wheres:
+        weight = where(model)
+        index = np.unravel_index(np.argmax(np.abs(where(grads))), weight.shape)
+
+        def perturbed(delta, where=where, index=index, weight=weight):
+            return loss(eqx.tree_at(where, model, weight.at[index].add(delta)))
+
+        fd = (perturbed(eps) - perturbed(-eps)) / (2 * eps)
+        np.testing.assert_allclose(where(grads)[index], fd, rtol=rtol, atol=0)
+
+
+def check_quantities_linear(pde) -> None:
+    """`pde`'s interior quantities and its ic/bc rows' traces are linear in the field, as the
+    hard constraints require: q(2a − 3b) = 2 q(a) − 3 q(b) for random fields a, b."""
+    a, b = jr.normal(jr.key(0), (2, *pde.grid_shape))
+    traces = lambda u: dict(enumerate(pde.derivatives.traces(pde, u)))
+    for quantities in (pde.linear_quantities, traces):
+        qa, qb, qab = quantities(a), quantities(b), quantities(2 * a - 3 * b)
+        for name in qa:
+            np.testing.assert_allclose(qab[name], 2 * qa[name] - 3 * qb[name], atol=1e-10)

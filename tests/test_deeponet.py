@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from helpers import check_grad_entries
 
 from pdeopt.models import DeepONet, parameter_count
 
@@ -88,15 +89,8 @@ def test_grad_matches_finite_differences(getkey):
         return jnp.sum(jnp.sin(model(x)))
 
     grads = eqx.filter_jit(eqx.filter_grad(loss))(model)
-    eps = 1e-5
-    for where in [lambda m: m.branch.layers[0].weight, lambda m: m.trunk.output.weight]:
-        weight = where(model)
-        index = np.unravel_index(np.argmax(np.abs(where(grads))), weight.shape)
-        perturbed = lambda d, where=where, weight=weight, index=index: loss(
-            eqx.tree_at(where, model, weight.at[index].add(d))
-        )
-        fd = (perturbed(eps) - perturbed(-eps)) / (2 * eps)
-        np.testing.assert_allclose(where(grads)[index], fd, rtol=1e-6)
+    wheres = [lambda m: m.branch.layers[0].weight, lambda m: m.trunk.output.weight]
+    check_grad_entries(loss, model, grads, wheres)
 
 
 def test_parameter_count(getkey):

@@ -11,6 +11,7 @@ import jax.random as jr
 import numpy as np
 import optimistix as optx
 import pytest
+from helpers import check_quantities_linear
 
 from pdeopt.data import DataFileError
 from pdeopt.discretizations import TridiagonalChord
@@ -154,13 +155,7 @@ def test_reference_residual_small_and_decreasing():
 def test_residual_on_basis_is_linear():
     """The interior quantities and boundary traces are linear, as the hard constraints require."""
     pde = DiffusionSorption(nx=16, nt=9)
-    key1, key2 = jr.split(jr.key(0))
-    a, b = jr.normal(key1, pde.grid_shape), jr.normal(key2, pde.grid_shape)
-    traces = lambda u: dict(enumerate(pde.derivatives.traces(pde, u)))  # the ic/bc rows' traces
-    for quantities in (pde.linear_quantities, traces):
-        qa, qb, qab = quantities(a), quantities(b), quantities(2 * a - 3 * b)
-        for name in qa:
-            np.testing.assert_allclose(qab[name], 2 * qa[name] - 3 * qb[name], atol=1e-10)
+    check_quantities_linear(pde)
 
 
 def test_inputs_and_blocks():

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import check_grad_entries
 
 from pdeopt.models import FNO, SpectralConv, _fno, parameter_count
 
@@ -205,18 +206,8 @@ def test_fno_grad_and_finite_differences(getkey, rng):
         assert jnp.all(jnp.isfinite(leaf))
         assert jnp.max(jnp.abs(leaf)) > 0
 
-    # Central differences at the largest gradient entry of two weights, so that the
-    # O(eps^2) truncation and O(1e-16 / eps) rounding errors are far below rtol.
-    eps = 1e-5
-    for where in [lambda m: m.spectral[0].weight_imag, lambda m: m.skips[1].weight]:
-        weight = where(model)
-        index = np.unravel_index(np.argmax(np.abs(where(grads))), weight.shape)
-
-        def perturbed(delta, where=where, index=index, weight=weight):
-            return loss(eqx.tree_at(where, model, weight.at[index].add(delta)))
-
-        fd = (perturbed(eps) - perturbed(-eps)) / (2 * eps)
-        np.testing.assert_allclose(where(grads)[index], fd, rtol=1e-6, atol=0)
+    wheres = [lambda m: m.spectral[0].weight_imag, lambda m: m.skips[1].weight]
+    check_grad_entries(loss, model, grads, wheres)
 
 
 def test_fno_matches_reference(getkey, rng):

@@ -86,35 +86,32 @@ def _ds_case(key, num_basis=5):
     return pde, 0.5 + 0.5 * basis, jnp.full(16, 0.1)
 
 
-def _objective_rows(constraint, pde, basis, condition, key):
-    """The rows of the one expert's objective, as a function of its weights."""
+def _solve_one(case, num_basis, max_steps, key):
+    """One sample solved tightly, and the rows of its objective as a function of the weights."""
+    pde, basis, condition = case
+    constraint = HardConstraint(
+        num_basis=num_basis, num_points=60, solver=TIGHT, max_steps=max_steps
+    )
+    _, omega, stats = constraint.solve(pde, basis, condition, key=key)
     rows = constraint.objective(pde, basis, condition, key=key)
-    return lambda omega: rows(omega[None])[0]
+    return constraint, omega[0], stats, lambda w: rows(w[None])[0]
 
 
 def test_linear_pde_matches_least_squares(getkey):
     """For a linear PDE the solve is linear least squares: compare with lstsq."""
-    pde, basis, condition = _heat_case(getkey())
-    key = getkey()
-    constraint = HardConstraint(num_basis=6, num_points=60, solver=TIGHT, max_steps=100)
-    _, omega, stats = constraint.solve(pde, basis, condition, key=key)
-    rows = _objective_rows(constraint, pde, basis, condition, key)
+    _, omega, stats, rows = _solve_one(_heat_case(getkey()), 6, 100, getkey())
     a = jax.jacfwd(rows)(jnp.zeros(6))
     expected, *_ = np.linalg.lstsq(np.asarray(a), -np.asarray(rows(jnp.zeros(6))), rcond=None)
-    np.testing.assert_allclose(omega[0], expected, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(omega, expected, rtol=1e-7, atol=1e-9)
     assert bool(stats.converged[0])
 
 
 def test_nonlinear_pde_reaches_stationarity(getkey):
-    pde, basis, condition = _ds_case(getkey())
-    key = getkey()
-    constraint = HardConstraint(num_basis=5, num_points=60, solver=TIGHT, max_steps=200)
-    _, omega, stats = constraint.solve(pde, basis, condition, key=key)
-    rows = _objective_rows(constraint, pde, basis, condition, key)
+    constraint, omega, stats, rows = _solve_one(_ds_case(getkey()), 5, 200, getkey())
     gradient = lambda w: jax.jacfwd(rows)(w).T @ rows(w)
     initial = jnp.full(5, constraint.init_weight)
     assert bool(stats.converged[0]) and int(stats.num_steps[0]) > 1
-    assert jnp.linalg.norm(gradient(omega[0])) < 1e-9 * jnp.linalg.norm(gradient(initial))
+    assert jnp.linalg.norm(gradient(omega)) < 1e-9 * jnp.linalg.norm(gradient(initial))
 
 
 def test_repeated_ic_rows_equal_an_ic_weight(getkey):

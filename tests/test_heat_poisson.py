@@ -3,9 +3,9 @@
 import h5py
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 import pytest
+from helpers import check_quantities_linear
 
 from problems.manufactured import Heat, HeatProblem, Poisson, PoissonProblem
 
@@ -53,12 +53,7 @@ def test_poisson_exact_solution_and_second_order_residual():
 
 @pytest.mark.parametrize("pde", [Heat(nx=9, nt=7), Poisson(n=9)], ids=["heat", "poisson"])
 def test_quantities_linear(pde):
-    a, b = jr.normal(jr.key(0), (2, *pde.grid_shape))
-    traces = lambda u: dict(enumerate(pde.derivatives.traces(pde, u)))  # the ic/bc rows' traces
-    for quantities in (pde.linear_quantities, traces):
-        qa, qb, qab = quantities(a), quantities(b), quantities(2 * a - 3 * b)
-        for k in qa:
-            np.testing.assert_allclose(qab[k], 2 * qa[k] - 3 * qb[k], atol=1e-10)
+    check_quantities_linear(pde)
 
 
 def test_blocks():

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import check_grad_entries
 
 from pdeopt.models import MLP, FourierFeatures, ModifiedMLP, parameter_count
 
@@ -145,19 +146,12 @@ def test_grad_matches_finite_differences(cls, getkey):
         return jnp.sum(jnp.sin(model(x)))
 
     grads = eqx.filter_jit(eqx.filter_grad(loss))(model)
-    eps = 1e-5
-    for where in [
+    wheres = [
         lambda m: m.layers[1].weight,
         lambda m: m.layers[0].bias,
         lambda m: m.output.weight,
-    ]:
-        weight = where(model)
-        index = np.unravel_index(np.argmax(np.abs(where(grads))), weight.shape)
-        perturbed = lambda d, where=where, weight=weight, index=index: loss(
-            eqx.tree_at(where, model, weight.at[index].add(d))
-        )
-        fd = (perturbed(eps) - perturbed(-eps)) / (2 * eps)
-        np.testing.assert_allclose(where(grads)[index], fd, rtol=1e-6)
+    ]
+    check_grad_entries(loss, model, grads, wheres)
     assert jnp.all(grads.embedding.matrix == 0)
 
 

@@ -2,9 +2,9 @@
 
 import jax
 import jax.numpy as jnp
-import jax.random as jr
 import numpy as np
 import pytest
+from helpers import check_quantities_linear
 
 from problems.porous_medium import PorousMedium, PorousMediumProblem, ReferenceSolver
 from problems.porous_medium._pde import positive_power
@@ -71,12 +71,7 @@ def test_residual_of_exact_solution():
 
 def test_residual_quantities_are_linear():
     pde = PorousMedium(nx=16, nt=9)
-    a, b = jr.normal(jr.key(0), (2, *pde.grid_shape))
-    traces = lambda u: dict(enumerate(pde.derivatives.traces(pde, u)))  # the ic/bc rows' traces
-    for quantities in (pde.linear_quantities, traces):
-        qa, qb, qab = quantities(a), quantities(b), quantities(2 * a - 3 * b)
-        for name in qa:
-            np.testing.assert_allclose(qab[name], 2 * qa[name] - 3 * qb[name], atol=1e-10)
+    check_quantities_linear(pde)
 
 
 def test_inputs_and_blocks():

@@ -33,18 +33,9 @@ class LearningRateAnnealing(eqx.Module):
 
     ??? cite "References"
 
-        ```bibtex
-        @article{wang2021understanding,
-            title={Understanding and Mitigating Gradient Flow Pathologies in
-                   Physics-Informed Neural Networks},
-            author={Wang, Sifan and Teng, Yujun and Perdikaris, Paris},
-            journal={SIAM Journal on Scientific Computing},
-            volume={43},
-            number={5},
-            pages={A3055--A3081},
-            year={2021}
-        }
-        ```
+        Wang, Teng & Perdikaris (2021), *Understanding and Mitigating Gradient Flow
+        Pathologies in Physics-Informed Neural Networks*, SIAM J. Sci. Comput. 43(5); the
+        entry is under [`pdeopt.models.ModifiedMLP`][].
 
     **Arguments:**
 

@@ -158,7 +158,9 @@ def derivative(
 ) -> Float[Array, "..."]:
     """The `order`-th derivative d^order u / dx^order along one dimension of `u`.
 
-    All other dimensions of `u` are batch dimensions. The result has the design accuracy
+    The stencil weights come from [`pdeopt.discretizations.fd_weights`][] (Fornberg's
+    algorithm, cited there). All other dimensions of `u` are batch dimensions. The result has
+    the design accuracy
     `O(h^accuracy)` at *every* point, boundary rows included:
 
     - Periodic axis: central circulant stencils.
@@ -192,20 +194,6 @@ def derivative(
     **Returns:**
 
     An array of the same shape as `u`.
-
-    ??? cite "References"
-
-        ```bibtex
-        @article{fornberg1988generation,
-            author={Fornberg, Bengt},
-            title={Generation of finite difference formulas on arbitrarily spaced grids},
-            journal={Mathematics of Computation},
-            volume={51},
-            number={184},
-            pages={699--706},
-            year={1988},
-        }
-        ```
     """
     _check_order_accuracy("derivative", order, _ORDERS, accuracy)
     if not isinstance(axis, Axis):

@@ -103,6 +103,13 @@ def _multiply(u_hat, symbol):
     return u_hat * jnp.asarray(symbol, dtype=u_hat.dtype)
 
 
+def _apply_symbol(u, grid: Grid, symbol, name: str):
+    """The Fourier multiplier `symbol` applied to the periodic field(s) `u` (checked for `name`)."""
+    _check_periodic(grid, name)
+    u = _as_field(u, grid, name)
+    return _irfftn(_multiply(_rfftn(u, grid), symbol), grid)
+
+
 def spectral_derivative(
     u: Float[ArrayLike, "..."], axis: Axis, order: int = 1, *, dim: int = -1
 ) -> Float[Array, "..."]:
@@ -170,9 +177,7 @@ def spectral_laplacian(u: Float[ArrayLike, "..."], grid: Grid) -> Float[Array, "
 
     An array of the shape of `u`.
     """
-    _check_periodic(grid, "spectral_laplacian")
-    u = _as_field(u, grid, "spectral_laplacian")
-    return _irfftn(_multiply(_rfftn(u, grid), -_k_squared(grid)), grid)
+    return _apply_symbol(u, grid, -_k_squared(grid), "spectral_laplacian")
 
 
 def _inverse_k_squared(grid: Grid) -> np.ndarray:
@@ -197,9 +202,7 @@ def inverse_laplacian(u: Float[ArrayLike, "..."], grid: Grid) -> Float[Array, ".
 
     An array of the shape of `u`.
     """
-    _check_periodic(grid, "inverse_laplacian")
-    u = _as_field(u, grid, "inverse_laplacian")
-    return _irfftn(_multiply(_rfftn(u, grid), -_inverse_k_squared(grid)), grid)
+    return _apply_symbol(u, grid, -_inverse_k_squared(grid), "inverse_laplacian")
 
 
 def velocity_from_vorticity(

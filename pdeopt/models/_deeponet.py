@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._fno import _check_positive, _default_dtype
 from ._mlp import MLP
+from ._utils import _check_positive, _default_dtype
 
 
 class DeepONet(eqx.Module):
@@ -121,13 +121,12 @@ class DeepONet(eqx.Module):
         - `dtype`: real floating dtype of all parameters; JAX's default float dtype if `None`.
         - `key`: PRNG key for the initialisation. (Keyword only.)
         """
-        for name, value in [
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("coordinate_channels", coordinate_channels),
-            ("latent", latent),
-        ]:
-            _check_positive(name, value)
+        _check_positive(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            coordinate_channels=coordinate_channels,
+            latent=latent,
+        )
         if not isinstance(sensor_axes, int) or sensor_axes < 0:
             raise ValueError(f"`sensor_axes` must be an integer >= 0, got {sensor_axes!r}.")
         condition_channels = in_channels - coordinate_channels
@@ -144,7 +143,7 @@ class DeepONet(eqx.Module):
                     "DeepONet needs `num_sensors` (the number of sensor points of the input "
                     "function, e.g. `num_sensors=nx`) unless `basis=True`."
                 )
-            _check_positive("num_sensors", num_sensors)
+            _check_positive(num_sensors=num_sensors)
         dtype = _default_dtype(dtype)
         bkey, tkey = jr.split(key)
         size = out_channels if basis else latent * out_channels

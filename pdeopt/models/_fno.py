@@ -12,26 +12,13 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-
-def _default_dtype(dtype: Any) -> Any:
-    dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise ValueError(
-            f"`dtype={dtype}` is not a real floating dtype; pass e.g. `dtype=jnp.float32` (complex "
-            "spectral weights are stored as separate real and imaginary arrays)."
-        )
-    return dtype
+from ._utils import _check_positive, _default_dtype, _identity
 
 
 def _uniform(key: PRNGKeyArray, shape: tuple[int, ...], dtype: Any, minval, maxval) -> Array:
     # Drawn flat and reshaped: `jr.uniform` with a multi-axis shape takes seconds to compile on
     # CPU (jax 0.10, partitionable threefry), a flat draw a fraction of a second.
     return jr.uniform(key, (math.prod(shape),), dtype, minval, maxval).reshape(shape)
-
-
-def _check_positive(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer, got `{name}={value!r}`.")
 
 
 def _check_modes(modes: Any) -> tuple[int, ...]:
@@ -42,7 +29,7 @@ def _check_modes(modes: Any) -> tuple[int, ...]:
             "must be 1, 2 or 3, e.g. `modes=(16,)`, `modes=(12, 12)` or `modes=(8, 8, 8)`."
         )
     for m in modes:
-        _check_positive("modes", m)
+        _check_positive(modes=m)
     return modes
 
 
@@ -147,15 +134,8 @@ class SpectralConv(eqx.Module):
 
     ??? cite "References"
 
-        ```bibtex
-        @inproceedings{li2021fourier,
-            title={Fourier Neural Operator for Parametric Partial Differential Equations},
-            author={Li, Zongyi and Kovachki, Nikola and Azizzadenesheli, Kamyar and Liu,
-                    Burigede and Bhattacharya, Kaushik and Stuart, Andrew and Anandkumar, Anima},
-            booktitle={International Conference on Learning Representations},
-            year={2021}
-        }
-        ```
+        Li et al. (2021), *Fourier Neural Operator for Parametric Partial Differential
+        Equations*; the entry is under [`pdeopt.models.FNO`][].
     """
 
     weight_real: Float[Array, "*modes out_channels in_channels"]
@@ -185,8 +165,7 @@ class SpectralConv(eqx.Module):
         - `key`: PRNG key for the initialisation: real and imaginary parts uniform in
             `[0, 1/(in_channels * out_channels))`, as in the reference FNO. (Keyword only.)
         """
-        _check_positive("in_channels", in_channels)
-        _check_positive("out_channels", out_channels)
+        _check_positive(in_channels=in_channels, out_channels=out_channels)
         modes = _check_modes(modes)
         dtype = _default_dtype(dtype)
         # Drawn in the reference FNO's (in, out, *modes) order and moved to (*modes, out, in),
@@ -243,13 +222,7 @@ class SpectralConv(eqx.Module):
         for a, ((pos, neg), m) in enumerate(zip(keep, self.modes, strict=True), 1):
             size = m if a == d else 2 * m
             if pos + neg < size:  # fewer frequencies on the grid than `modes`
-                weight = jnp.concatenate(
-                    [
-                        jax.lax.slice_in_dim(weight, 0, pos, axis=a - 1),
-                        jax.lax.slice_in_dim(weight, size - neg, size, axis=a - 1),
-                    ],
-                    axis=a - 1,
-                )
+                weight = _take_modes(weight, pos, neg, axis=a - 1)
         y_ft = jnp.einsum("...oi,i...->o...", weight, x_ft)
         for a in range(1, d):
             y_ft = jnp.fft.ifft(_place_modes(y_ft, keep[a - 1][0], spatial[a - 1], axis=a), axis=a)
@@ -320,10 +293,6 @@ def _place_modes(y: Array, pos: int, n: int, axis: int) -> Array:
         ],
         axis=axis,
     )
-
-
-def _identity(x: Array) -> Array:
-    return x
 
 
 class FNO(eqx.Module):
@@ -413,16 +382,15 @@ class FNO(eqx.Module):
             (float64 when x64 is enabled, else float32).
         - `key`: PRNG key for the initialisation. (Keyword only.)
         """
-        for name, value in [
-            ("in_channels", in_channels),
-            ("out_channels", out_channels),
-            ("width", width),
-            ("depth", depth),
-            ("projection_channels", projection_channels),
-        ]:
-            _check_positive(name, value)
+        _check_positive(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            width=width,
+            depth=depth,
+            projection_channels=projection_channels,
+        )
         if lifting_channels is not None:
-            _check_positive("lifting_channels", lifting_channels)
+            _check_positive(lifting_channels=lifting_channels)
         modes = _check_modes(modes)
         d = len(modes)
         padding = (padding,) * d if isinstance(padding, int) else tuple(padding)

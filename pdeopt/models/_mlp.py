@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ._fno import _check_positive, _default_dtype, _identity
+from ._utils import _check_positive, _default_dtype, _identity
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
@@ -100,8 +100,7 @@ class FourierFeatures(eqx.Module):
         - `dtype`: real floating dtype of `B`; JAX's default float dtype if `None`.
         - `key`: PRNG key for `B`. (Keyword only.)
         """
-        _check_positive("in_features", in_features)
-        _check_positive("num_features", num_features)
+        _check_positive(in_features=in_features, num_features=num_features)
         dtype = _default_dtype(dtype)
         self.matrix = _gaussian_matrix(key, num_features, in_features, scale, dtype)
         self.scale = scale
@@ -178,27 +177,40 @@ class AbstractMLP(eqx.Module):
         return out.reshape(*points, self.out_channels)
 
 
-def _embedding(
-    in_channels: int, num_features: int, scale: float, dtype: Any, key: PRNGKeyArray
-) -> tuple[FourierFeatures | None, int]:
-    if num_features == 0:
-        return None, in_channels
-    return FourierFeatures(in_channels, num_features, scale, dtype, key=key), 2 * num_features
-
-
-def _check_sizes(in_channels, out_channels, width, depth, num_fourier_features) -> None:
-    for name, value in [
-        ("in_channels", in_channels),
-        ("out_channels", out_channels),
-        ("width", width),
-        ("depth", depth),
-    ]:
-        _check_positive(name, value)
+def _init_layers(
+    in_channels: int,
+    out_channels: int,
+    width: int,
+    depth: int,
+    num_fourier_features: int,
+    fourier_scale: float,
+    dtype: Any,
+    num_encoders: int,
+    key: PRNGKeyArray,
+) -> tuple[FourierFeatures | None, list[_Dense], tuple[_Dense, ...], _Dense]:
+    """The parameters of an `MLP` (`num_encoders=0`) or a `ModifiedMLP` (`num_encoders=2`),
+    after checking the arguments the two share: the embedding (or `None`), `num_encoders`
+    layers from the embedded input to `width`, the `depth` hidden layers and the output layer,
+    all dense layers from one draw."""
+    _check_positive(in_channels=in_channels, out_channels=out_channels, width=width, depth=depth)
     if not isinstance(num_fourier_features, int) or num_fourier_features < 0:
         raise ValueError(
             "`num_fourier_features` must be an integer >= 0 (0: no embedding), got "
             f"`num_fourier_features={num_fourier_features!r}`."
         )
+    dtype = _default_dtype(dtype)
+    ekey, lkey = jr.split(key)
+    if num_fourier_features == 0:
+        embedding, features = None, in_channels
+    else:
+        embedding = FourierFeatures(
+            in_channels, num_fourier_features, fourier_scale, dtype, key=ekey
+        )
+        features = 2 * num_fourier_features
+    sizes = [features] + [width] * depth + [out_channels]
+    shapes = [(features, width)] * num_encoders + list(zip(sizes[:-1], sizes[1:]))
+    *layers, output = _dense_layers(lkey, shapes, dtype)
+    return embedding, layers[:num_encoders], tuple(layers[num_encoders:]), output
 
 
 class MLP(AbstractMLP):
@@ -267,15 +279,17 @@ class MLP(AbstractMLP):
             `2 / (fan_in + fan_out)`), zero biases; the Fourier matrix from N(0, σ²).
             (Keyword only.)
         """
-        _check_sizes(in_channels, out_channels, width, depth, num_fourier_features)
-        dtype = _default_dtype(dtype)
-        ekey, lkey = jr.split(key)
-        self.embedding, features = _embedding(
-            in_channels, num_fourier_features, fourier_scale, dtype, ekey
+        self.embedding, _, self.layers, self.output = _init_layers(
+            in_channels,
+            out_channels,
+            width,
+            depth,
+            num_fourier_features,
+            fourier_scale,
+            dtype,
+            num_encoders=0,
+            key=key,
         )
-        sizes = [features] + [width] * depth + [out_channels]
-        *layers, self.output = _dense_layers(lkey, zip(sizes[:-1], sizes[1:]), dtype)
-        self.layers = tuple(layers)
         self.activation = activation
         self.final_activation = _identity if final_activation is None else final_activation
         self.in_channels = in_channels
@@ -350,16 +364,17 @@ class ModifiedMLP(AbstractMLP):
         """**Arguments:** as for [`pdeopt.models.MLP`][]; the encoders `W¹`, `W²` are
         initialised like the other layers (Glorot-normal weights, zero biases).
         """
-        _check_sizes(in_channels, out_channels, width, depth, num_fourier_features)
-        dtype = _default_dtype(dtype)
-        ekey, lkey = jr.split(key)
-        self.embedding, features = _embedding(
-            in_channels, num_fourier_features, fourier_scale, dtype, ekey
+        self.embedding, (self.encoder_u, self.encoder_v), self.layers, self.output = _init_layers(
+            in_channels,
+            out_channels,
+            width,
+            depth,
+            num_fourier_features,
+            fourier_scale,
+            dtype,
+            num_encoders=2,
+            key=key,
         )
-        sizes = [features] + [width] * depth + [out_channels]
-        shapes = [(features, width)] * 2 + list(zip(sizes[:-1], sizes[1:]))
-        self.encoder_u, self.encoder_v, *layers, self.output = _dense_layers(lkey, shapes, dtype)
-        self.layers = tuple(layers)
         self.activation = activation
         self.final_activation = _identity if final_activation is None else final_activation
         self.in_channels = in_channels

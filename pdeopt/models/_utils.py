@@ -1,9 +1,32 @@
 """Small helpers for models."""
 
+from typing import Any
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import PyTree
+from jaxtyping import Array, PyTree
+
+
+def _check_positive(**values: Any) -> None:
+    """Raise unless every keyword argument is a positive integer (booleans excluded)."""
+    for name, value in values.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer, got `{name}={value!r}`.")
+
+
+def _default_dtype(dtype: Any) -> Any:
+    dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise ValueError(
+            f"`dtype={dtype}` is not a real floating dtype; pass e.g. `dtype=jnp.float32` (complex "
+            "spectral weights are stored as separate real and imaginary arrays)."
+        )
+    return dtype
+
+
+def _identity(x: Array) -> Array:
+    return x
 
 
 def parameter_count(model: PyTree) -> int:

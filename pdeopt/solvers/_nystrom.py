@@ -11,6 +11,7 @@ import lineax as lx
 import lineax.internal as lxi
 from jaxtyping import Array, Float, PyTree
 
+from ._sketches import check_positive_int
 from ._sketching import AbstractSketchSolver, key_from_options, transpose_options
 
 _NystromState: TypeAlias = tuple[Any, Float[Array, "n rank"], Float[Array, " rank"], Any]
@@ -66,8 +67,7 @@ class NystromPCG(AbstractSketchSolver):
     seed: int = 0
 
     def __check_init__(self):
-        if not isinstance(self.rank, int) or self.rank < 1:
-            raise ValueError(f"`NystromPCG(rank={self.rank})` must be a positive int.")
+        check_positive_int("NystromPCG", "rank", self.rank)
 
     def _cg(self) -> lx.CG:
         return lx.CG(rtol=self.rtol, atol=self.atol, max_steps=self.max_steps)

@@ -11,6 +11,12 @@ import lineax as lx
 from .._custom_types import Key
 
 
+def check_positive_int(owner: str, field: str, value, hint: str = "") -> None:
+    """Raise a `ValueError` naming `owner(field=value)` unless `value` is a positive int."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{owner}({field}={value!r})` must be a positive int{hint}.")
+
+
 class AbstractSketch(eqx.Module):
     """A distribution over sketching matrices S ∈ R^{N×q}.
 
@@ -47,17 +53,8 @@ class GaussianSketch(AbstractSketch):
 
     ??? cite "References"
 
-        ```bibtex
-        @article{gower2015randomized,
-            title={Randomized iterative methods for linear systems},
-            author={Gower, Robert M. and Richt{\'a}rik, Peter},
-            journal={SIAM Journal on Matrix Analysis and Applications},
-            volume={36},
-            number={4},
-            pages={1660--1690},
-            year={2015}
-        }
-        ```
+        Gower & Richtárik (2015), *Randomized iterative methods for linear systems*; the
+        entry is under [`pdeopt.solvers.GaussianSketchProject`][].
     """
 
     def draw(self, key: Key, num_rows: int, num_cols: int, dtype) -> lx.MatrixLinearOperator:
@@ -135,11 +132,7 @@ class SparseSignSketch(AbstractSketch):
     nnz_per_column: int = eqx.field(static=True, default=8)
 
     def __check_init__(self):
-        if not isinstance(self.nnz_per_column, int) or self.nnz_per_column < 1:
-            raise ValueError(
-                f"`SparseSignSketch(nnz_per_column={self.nnz_per_column})` must be a positive "
-                "int, such as 8."
-            )
+        check_positive_int("SparseSignSketch", "nnz_per_column", self.nnz_per_column, ", such as 8")
 
     def draw(self, key: Key, num_rows: int, num_cols: int, dtype) -> lx.FunctionLinearOperator:
         if self.nnz_per_column > num_cols:

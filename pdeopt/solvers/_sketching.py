@@ -27,7 +27,7 @@ import lineax as lx
 import lineax.internal as lxi
 from jaxtyping import Array, Float, PyTree
 
-from ._sketches import AbstractSketch, GaussianSketch
+from ._sketches import AbstractSketch, GaussianSketch, check_positive_int
 
 _OperatorState: TypeAlias = tuple[lx.AbstractLinearOperator, lxi.PackedStructures]
 _KaczmarzState: TypeAlias = tuple[
@@ -232,17 +232,8 @@ class BlockSketchProject(_AbstractOperatorSketchSolver):
 
     ??? cite "References"
 
-        ```bibtex
-        @article{gower2015randomized,
-            title={Randomized iterative methods for linear systems},
-            author={Gower, Robert M. and Richt{\'a}rik, Peter},
-            journal={SIAM Journal on Matrix Analysis and Applications},
-            volume={36},
-            number={4},
-            pages={1660--1690},
-            year={2015}
-        }
-        ```
+        Gower & Richtárik (2015), *Randomized iterative methods for linear systems*; the
+        entry is under [`pdeopt.solvers.GaussianSketchProject`][].
     """
 
     rtol: float
@@ -253,10 +244,7 @@ class BlockSketchProject(_AbstractOperatorSketchSolver):
     seed: int = 0
 
     def __check_init__(self):
-        if not isinstance(self.block_size, int) or self.block_size < 1:
-            raise ValueError(
-                f"`BlockSketchProject(block_size={self.block_size})` must be a positive int."
-            )
+        check_positive_int("BlockSketchProject", "block_size", self.block_size)
         if not isinstance(self.sketch, AbstractSketch):
             raise ValueError(
                 "`BlockSketchProject(sketch=...)` must be an `AbstractSketch` instance such as "
@@ -311,17 +299,9 @@ class RandomizedKaczmarz(AbstractSketchSolver):
             pages={262--278},
             year={2009}
         }
-
-        @article{gower2015randomized,
-            title={Randomized iterative methods for linear systems},
-            author={Gower, Robert M. and Richt{\'a}rik, Peter},
-            journal={SIAM Journal on Matrix Analysis and Applications},
-            volume={36},
-            number={4},
-            pages={1660--1690},
-            year={2015}
-        }
         ```
+
+        and Gower & Richtárik (2015), under [`pdeopt.solvers.GaussianSketchProject`][].
     """
 
     rtol: float
@@ -337,13 +317,8 @@ class RandomizedKaczmarz(AbstractSketchSolver):
                 f"`RandomizedKaczmarz(sampling={self.sampling!r})` is not a sampling "
                 "distribution; use `sampling='row_norm'` or `sampling='uniform'`."
             )
-        if self.check_every is not None and (
-            not isinstance(self.check_every, int) or self.check_every < 1
-        ):
-            raise ValueError(
-                f"`RandomizedKaczmarz(check_every={self.check_every})` must be a positive int "
-                "or None."
-            )
+        if self.check_every is not None:
+            check_positive_int("RandomizedKaczmarz", "check_every", self.check_every, " or None")
 
     def _state(self, matrix, packed) -> _KaczmarzState:
         row_norm2 = jnp.sum(matrix * matrix, axis=1)

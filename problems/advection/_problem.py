@@ -87,9 +87,6 @@ class AdvectionProblem(AbstractProblem):
     def pde(self) -> Advection:
         return Advection(nx=self.nx, nt=self.nt, speed=self.speed, t_final=self.t_final)
 
-    def parameters(self):
-        return {"speed": self.speed, "t_final": self.t_final, "modes": self.modes}
-
     def sample_inputs(self, pde, seeds):
         _, x = pde.coordinates()
         k = jnp.arange(1, self.modes + 1)

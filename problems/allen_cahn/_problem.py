@@ -96,11 +96,6 @@ class AllenCahnProblem(AbstractProblem):
     def pde(self) -> AllenCahn:
         return AllenCahn(nx=self.nx, nt=self.nt, epsilon=self.epsilon, t_final=self.t_final)
 
-    def parameters(self):
-        names = ("epsilon", "t_final", "modes")
-        solver = {"solver": type(self.solver.solver).__name__, "rtol": self.solver.rtol}
-        return {**{k: getattr(self, k) for k in names}, **solver, "atol": self.solver.atol}
-
     def sample_inputs(self, pde, seeds):
         _, x, y = (jnp.asarray(c) for c in pde.coordinates())
         k = jnp.arange(-self.modes, self.modes + 1)

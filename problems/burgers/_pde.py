@@ -64,16 +64,9 @@ class Burgers(AbstractPDE):
         return self.viscosity / np.pi
 
     @property
-    def x_axis(self) -> Axis:
-        return Axis(self.nx, 0.0, 1.0, centering="cell", periodic=True)
-
-    @property
-    def t_axis(self) -> Axis:
-        return Axis(self.nt, 0.0, self.t_final)
-
-    @property
     def grid(self) -> Grid:
-        return Grid((self.t_axis, self.x_axis))
+        x = Axis(self.nx, 0.0, 1.0, centering="cell", periodic=True)
+        return Grid((Axis(self.nt, 0.0, self.t_final), x))
 
     def interior_residual(self, q, condition):
         return q["u_t"] + q["u"] * q["u_x"] - self.diffusivity * q["u_xx"]

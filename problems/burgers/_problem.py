@@ -43,6 +43,7 @@ class BurgersProblem(AbstractProblem):
     autodiff: bool = False
 
     name: ClassVar[str] = "burgers"
+    model_fields: ClassVar = ("accuracy", "autodiff")
     data_layout: ClassVar[str] = "per-seed"
 
     @property
@@ -55,16 +56,6 @@ class BurgersProblem(AbstractProblem):
             t_final=self.t_final,
             derivatives=derivatives,
         )
-
-    def parameters(self) -> dict[str, object]:
-        return {
-            "viscosity": self.viscosity,
-            "t_final": self.t_final,
-            "solver": type(self.solver.solver).__name__,
-            "solver_rtol": self.solver.rtol,
-            "solver_atol": self.solver.atol,
-            "dealias_fraction": self.solver.dealias_fraction,
-        }
 
     def sample_inputs(self, pde, seeds):
         u0 = sample_initial_conditions(pde, int(seeds.max()) + 1, key=jr.key(self.seed))

@@ -78,7 +78,7 @@ def _sample(key, x, num, max_mode, num_modes, abs_probability, window_probabilit
 
 def _split_rhs(pde: Burgers, fraction: float):
     """(advection, diffusion) vector fields of the dealiased pseudo-spectral semi-discretisation."""
-    grid = Grid((pde.x_axis,))
+    grid = Grid(pde.grid.axes[1:])
     (k,) = wavenumbers(grid, nyquist=False)
     (k_full,) = wavenumbers(grid)
     mask = dealias_mask(grid, fraction)

@@ -15,6 +15,27 @@ Conventions:
 - `lambda0` is zero (CUTEst.jl `meta.y0`). Caveat: GENHS28's SIF file starts the
   multipliers at 1; the paper's runs used `meta.y0`, which we take to be zero.
 
+**The table** is `problems.toml`, next to this file: one `[NAME]` table a problem, in the
+paper's order, read when this module is imported. This module holds the closed-form functions:
+
+- The functions of `[NAME]` are `_<name>_f` (objective) and `_<name>_c` (constraints), `<name>`
+  lower case. A CUTEst class of objective type `N` (no objective: the nonlinear equations)
+  takes `_zero` instead of `_<name>_f`. `objective = "f"` or `constraints = "c"` names another
+  function, `_f` or `_c` (BT9 and BT10 share `_minus_x1`; BT3, BT6, BT11 and MWRIGHT
+  reuse the HS functions with the same closed form).
+- `sif_class`, `m`, `y0` (the start point) and `iters` (the six `PaperIterations` columns,
+  `nan` for "fail" or "not reported") are required; `solution` (`x*`), `f_star` and `notes`
+  are optional.
+- `y0` and `solution` are lists of numbers, or `{ function = "f", k = v, ... }` for the
+  array `_f(k=v, ...)` (ORTHREGB, MOREBVNE, INTEQNE, MANCINONE). Closed-form numbers are
+  written as Python's shortest round-trip decimals, with their formula in a comment.
+- `dropped = "reason"`, with `n` in place of `y0` and no functions: a problem of `DROPPED`.
+
+Reading the table checks it: unknown or missing keys, a function that does not exist, a `y0`
+length or an `m` that differs from the `n`, `m` of the CUTEst class (where the class gives
+numbers, not `V`), a `solution` of another length than `y0`, anything but six counts raise a
+`ValueError` that names the problem and the key.
+
 **Dropped:** BA-L1 and BA-L1SP (bundle adjustment, n = 57, m = 12). Their SIF data are
 several thousand element coefficients (S2MPJ's `BAmL1SP.py` is about 1 MB) and BA-L1 is not
 in S2MPJ at all, so neither can be written as short constants.
@@ -27,6 +48,8 @@ May 2024 corrected SIF file; the paper (2023) used the earlier CUTEst version.
 
 import functools as ft
 import math
+import pathlib
+import tomllib
 from collections.abc import Callable
 
 import jax.numpy as jnp
@@ -34,7 +57,6 @@ import numpy as np
 
 from ._problem import ConstrainedProblem, PaperIterations, as_f64
 
-_nan = math.nan
 _SQ2 = math.sqrt(2.0)
 
 
@@ -125,6 +147,7 @@ def _hs50_c(x, args):
 
 
 def _hs51_f(x, args):
+    # Also BT3's objective.
     return (x[0] - x[1]) ** 2 + (x[1] + x[2] - 2.0) ** 2 + (x[3] - 1.0) ** 2 + (x[4] - 1.0) ** 2
 
 
@@ -139,6 +162,7 @@ def _hs52_f(x, args):
 
 
 def _hs52_c(x, args):
+    # Also BT3's constraints.
     return _stack(x[0] + 3.0 * x[1], x[2] + x[3] - 2.0 * x[4], x[1] - x[4])
 
 
@@ -187,6 +211,7 @@ def _hs78_c(x, args):
 
 
 def _hs79_f(x, args):
+    # Also BT11's objective.
     return (
         (x[0] - 1.0) ** 2
         + (x[0] - x[1]) ** 2
@@ -197,6 +222,7 @@ def _hs79_f(x, args):
 
 
 def _hs79_c(x, args):
+    # Also MWRIGHT's constraints.
     return _stack(
         x[0] + x[1] ** 2 + x[2] ** 3 - 2.0 - 3.0 * _SQ2,
         x[1] - x[2] ** 2 + x[3] + 2.0 - 2.0 * _SQ2,
@@ -249,14 +275,6 @@ def _bt2_c(x, args):
     return _stack(x[0] * (1.0 + x[1] ** 2) + x[2] ** 4 - 8.2426407)
 
 
-def _bt3_f(x, args):
-    return (x[0] - x[1]) ** 2 + (x[1] + x[2] - 2.0) ** 2 + (x[3] - 1.0) ** 2 + (x[4] - 1.0) ** 2
-
-
-def _bt3_c(x, args):
-    return _stack(x[0] + 3.0 * x[1], x[2] + x[3] - 2.0 * x[4], x[1] - x[4])
-
-
 def _bt5_f(x, args):
     x1, x2, x3 = x
     return 1000.0 - x1**2 - 2.0 * x2**2 - x3**2 - x1 * x2 - x1 * x3
@@ -278,16 +296,6 @@ def _minus_x1(x, args):
 
 def _bt10_c(x, args):
     return _stack(x[1] - x[0] ** 3, x[0] ** 2 - x[1])
-
-
-def _bt11_f(x, args):
-    return (
-        (x[0] - 1.0) ** 2
-        + (x[0] - x[1]) ** 2
-        + (x[1] - x[2]) ** 2
-        + (x[2] - x[3]) ** 4
-        + (x[3] - x[4]) ** 4
-    )
 
 
 def _bt11_c(x, args):
@@ -318,14 +326,6 @@ def _mwright_f(x, args):
         + (x[1] - x[2]) ** 3
         + (x[2] - x[3]) ** 4
         + (x[3] - x[4]) ** 4
-    )
-
-
-def _mwright_c(x, args):
-    return _stack(
-        x[0] + x[1] ** 2 + x[2] ** 3 - 2.0 - 3.0 * _SQ2,
-        x[1] - x[2] ** 2 + x[3] + 2.0 - 2.0 * _SQ2,
-        x[0] * x[4] - 2.0,
     )
 
 
@@ -362,6 +362,11 @@ def _orthregb_c(x, args):
         - 2.0 * (g1 * px + g2 * py + g3 * pz)
         - 1.0
     )
+
+
+def _orthregb_x0() -> np.ndarray:
+    # H = I, g = 0 and the data points.
+    return np.concatenate([[1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0], _ORTHREGB_POINTS.ravel()])
 
 
 def _orthregb_solution() -> np.ndarray:
@@ -443,7 +448,8 @@ def _himmelbe_c(x, args):
     return _stack(0.25 * (x[0] + x[1]) ** 2 - x[2], 1.0 - x[0], 1.0 - x[1])
 
 
-def _morebv_grid(n):
+def _interior_grid(n):
+    # h = 1 / (n + 1) and the n interior points t_i = i h of [0, 1] (MGH problems 28 and 29).
     h = 1.0 / (n + 1)
     t = h * np.arange(1, n + 1)
     return h, t
@@ -451,9 +457,14 @@ def _morebv_grid(n):
 
 def _morebvne_c(x, args):
     n = x.shape[0]
-    h, t = _morebv_grid(n)
+    h, t = _interior_grid(n)
     xpad = jnp.pad(x, 1)
     return 2.0 * x - xpad[:-2] - xpad[2:] + 0.5 * h**2 * (x + t + 1.0) ** 3
+
+
+def _morebvne_x0(n):
+    t = _interior_grid(n)[1]
+    return t * (t - 1.0)
 
 
 def _denschncne_c(x, args):
@@ -480,8 +491,7 @@ def _price4ne_c(x, args):
 def _inteq_weights(n_free):
     # Discrete integral equation (MGH problem 29) on N + 2 points; the two boundary values
     # are kept as variables with the residuals x_0 = 0 and x_{N+1} = 0.
-    h = 1.0 / (n_free + 1)
-    t = h * np.arange(1, n_free + 1)
+    h, t = _interior_grid(n_free)
     ti, tj = t[:, None], t[None, :]
     w = np.where(tj <= ti, (1.0 - ti) * tj, ti * (1.0 - tj)) * (0.5 * h)
     return t, w
@@ -493,6 +503,11 @@ def _inteqne_c(x, args):
     inner = x[1:-1]
     g = inner + w @ (inner + 1.0 + t) ** 3
     return jnp.concatenate([x[:1], g, x[-1:]])
+
+
+def _inteqne_x0(n):
+    # MOREBVNE's start point on the n - 2 interior points, and x_0 = x_{N+1} = 0.
+    return np.pad(_morebvne_x0(n - 2), 1)
 
 
 _MANCINO_ALPHA = 5
@@ -531,7 +546,7 @@ def _mancinone_x0(n):
 
 
 # --------------------------------------------------------------------------------------
-# The registry
+# The registry: the paper's table, read from problems.toml
 # --------------------------------------------------------------------------------------
 
 
@@ -562,512 +577,169 @@ def _make(
     )
 
 
-_P = PaperIterations
-_HS_BOOK = "Hock & Schittkowski (1981)"
-_S2MPJ_SOLTN = "f* from the SIF file's SOLTN comment (S2MPJ)"
+_TABLE = pathlib.Path(__file__).with_name("problems.toml")
+_PROBLEM_KEYS = ("sif_class", "y0", "m", "iters")
+_OPTIONAL_KEYS = ("objective", "constraints", "solution", "f_star", "notes")
+_DROPPED_KEYS = ("sif_class", "n", "m", "iters", "dropped")
 
-# name -> keyword arguments of `_make` (insertion order = the paper's table order).
-_SPECS: dict[str, dict] = {
-    "HS6": dict(
-        sif_class="QQR2-AN-2-1",
-        y0=[-1.2, 1.0],
-        m=1,
-        objective=_hs6_f,
-        constraints=_hs6_c,
-        iters=_P(9, 9, 9, 9, 91, 9),
-        solution=[1.0, 1.0],
-        f_star=0.0,
-        notes=_HS_BOOK,
-    ),
-    "BT5": dict(
-        sif_class="QQR2-AN-3-2",
-        y0=[2.0, 2.0, 2.0],
-        m=2,
-        objective=_bt5_f,
-        constraints=_bt5_c,
-        iters=_P(5, 5, 5, 5, 38, 5),
-        solution=[3.512118414, 0.2169881741, 3.552174034],
-        f_star=961.71517219,
-        notes="HS63 without bounds (x* from the HS book); SIF sign fix of x3^2 in c1.",
-    ),
-    "BT9": dict(
-        sif_class="LOR2-AN-4-2",
-        y0=[2.0] * 4,
-        m=2,
-        objective=_minus_x1,
-        constraints=_bt9_c,
-        iters=_P(11.5, 10.7, 12, 10, 22, 10),
-        solution=[1.0, 1.0, 0.0, 0.0],
-        f_star=-1.0,
-        notes="SIF sign fix of x2 in c2; lambda* = (-1, -1) (a known sign error of the SIF file).",
-    ),
-    "HS28": dict(
-        sif_class="SLR2-AY-3-1",
-        y0=[-4.0, 1.0, 1.0],
-        m=1,
-        objective=_hs28_f,
-        constraints=_hs28_c,
-        iters=_P(1, 1, 1, 1, 36, 5),
-        solution=[0.5, -0.5, 0.5],
-        f_star=0.0,
-        notes=_HS_BOOK,
-    ),
-    "BT10": dict(
-        sif_class="LOR2-AN-2-2",
-        y0=[2.0, 2.0],
-        m=2,
-        objective=_minus_x1,
-        constraints=_bt10_c,
-        iters=_P(7, 7, 7, 7, 613, 7),
-        solution=[1.0, 1.0],
-        f_star=-1.0,
-        notes="SIF sign fix of x2 in c2.",
-    ),
-    "HIMMELBA": dict(
-        sif_class="NLR2-AN-2-2",
-        y0=[8.0, 9.0],
-        m=2,
-        constraints=_himmelba_c,
-        iters=_P(1, 1, 1, 1, 8, 4),
-        solution=[5.0, 6.0],
-        f_star=0.0,
-    ),
-    "BT12": dict(
-        sif_class="QQR2-AN-5-3",
-        y0=[15.811, 1.5811, 0.0, 15.083, 3.7164],
-        m=3,
-        objective=_bt12_f,
-        constraints=_bt12_c,
-        iters=_P(5, 9, 5, 9, 117, 5),
-        f_star=6.18811881,
-        notes=_S2MPJ_SOLTN,
-    ),
-    "HS40": dict(
-        sif_class="OOR2-AN-4-3",
-        y0=[0.8] * 4,
-        m=3,
-        objective=_hs40_f,
-        constraints=_hs40_c,
-        iters=_P(3, 3, 3, 3, 38, 5),
-        solution=[2.0 ** (-1 / 3), 2.0 ** (-1 / 2), 2.0 ** (-11 / 12), 2.0 ** (-1 / 4)],
-        f_star=-0.25,
-        notes=_HS_BOOK,
-    ),
-    "BT3": dict(
-        sif_class="SLR2-AY-5-3",
-        y0=[20.0] * 5,
-        m=3,
-        objective=_bt3_f,
-        constraints=_bt3_c,
-        iters=_P(1, 1, 1, 1, 29, 4),
-        solution=np.array([-33.0, 11.0, 27.0, -5.0, 11.0]) / 43.0,
-        f_star=176.0 / 43.0,
-        notes="Convex QP; x* from the exact KKT solve (f* = 176/43).",
-    ),
-    "BT6": dict(
-        sif_class="OOR2-AY-5-2",
-        y0=[2.0] * 5,
-        m=2,
-        objective=_hs77_f,
-        constraints=_hs77_c,
-        iters=_P(9, 8, 9, 8, 183, 10),
-        f_star=0.277044924,
-        notes="Same closed form as HS77 (whose x* gives f = 0.2415); SOLTN 0.277044924 is "
-        "another local solution.",
-    ),
-    "BT11": dict(
-        sif_class="OOR2-AY-5-3",
-        y0=[2.0] * 5,
-        m=3,
-        objective=_bt11_f,
-        constraints=_bt11_c,
-        iters=_P(7, 7, 7, 7, 27, 8),
-        f_star=0.824891647,
-        notes=_S2MPJ_SOLTN,
-    ),
-    "HS7": dict(
-        sif_class="OOR2-AN-2-1",
-        y0=[2.0, 2.0],
-        m=1,
-        objective=_hs7_f,
-        constraints=_hs7_c,
-        iters=_P(10, 10, 10, 10, 10, 7),
-        solution=[0.0, math.sqrt(3.0)],
-        f_star=-math.sqrt(3.0),
-        notes=_HS_BOOK,
-    ),
-    "GENHS28": dict(
-        sif_class="QLR2-AY-10-8",
-        y0=[-4.0] + [1.0] * 9,
-        m=8,
-        objective=_genhs28_f,
-        constraints=_genhs28_c,
-        iters=_P(1, 1, 1, 1, 97, 6),
-        solution=[
-            0.16421222513617123,
-            -0.05204760944119446,
-            0.3132943312487393,
-            0.1418196489812385,
-            0.13435545692959477,
-            0.19648981238652397,
-            0.1575549727657859,
-            0.16280008069396812,
-            0.1722816219487594,
-            0.16421222513617106,
-        ],
-        f_star=0.9271736937663911,
-        notes="Convex QP; x* from the exact KKT solve (the SIF SOLTN comment 0.0 is wrong). "
-        "The SIF file starts the multipliers at 1; lambda0 = 0 here.",
-    ),
-    "HS51": dict(
-        sif_class="QLR2-AY-5-3",
-        y0=[2.5, 0.5, 2.0, -1.0, 0.5],
-        m=3,
-        objective=_hs51_f,
-        constraints=_hs51_c,
-        iters=_P(1, 1, 1, 1, 43, 5),
-        solution=[1.0] * 5,
-        f_star=0.0,
-        notes=_HS_BOOK,
-    ),
-    "SINVALNE": dict(
-        sif_class="NOR2-AN-2-2",
-        y0=[4.712389, -1.0],
-        m=2,
-        constraints=_sinvalne_c,
-        iters=_P(16, 16, 16, 16, 3533, 11),
-        solution=[0.0, 0.0],
-        f_star=0.0,
-        notes="Not in S2MPJ: residuals of SINEVAL with SINVALNE.SIF's scalings "
-        "(10 (x2 - sin x1), x1 / 2) as published for the SIF file; start point as SINEVAL. "
-        "Scalings not cross-checked.",
-    ),
-    "BOOTH": dict(
-        sif_class="NLR2-AN-2-2",
-        y0=[0.0, 0.0],
-        m=2,
-        constraints=_booth_c,
-        iters=_P(1, 1, 1, 1, 6, 3),
-        solution=[1.0, 3.0],
-        f_star=0.0,
-    ),
-    "HS52": dict(
-        sif_class="QLR2-AY-5-3",
-        y0=[2.0] * 5,
-        m=3,
-        objective=_hs52_f,
-        constraints=_hs52_c,
-        iters=_P(2, 1, 2, 1, 14, 3),
-        solution=np.array([-33.0, 11.0, 180.0, -158.0, 11.0]) / 349.0,
-        f_star=1859.0 / 349.0,
-        notes=_HS_BOOK,
-    ),
-    "HS47": dict(
-        sif_class="OOR2-AY-5-3",
-        y0=[2.0, _SQ2, -1.0, 2.0 - _SQ2, 0.5],
-        m=3,
-        objective=_hs47_f,
-        constraints=_hs47_c,
-        iters=_P(14.5, 14.8, 14, 15, 112, 14),
-        solution=[1.0] * 5,
-        f_star=0.0,
-        notes=_HS_BOOK,
-    ),
-    "WAYSEA1NE": dict(
-        sif_class="NOR2-MN-2-2",
-        y0=[1.0, 5.0],
-        m=2,
-        constraints=_waysea1ne_c,
-        iters=_P(7, 7, 7, 7, 550, 9),
-        solution=[1.0, 2.0],
-        f_star=0.0,
-    ),
-    "HS48": dict(
-        sif_class="SLR2-AY-5-2",
-        y0=[3.0, 5.0, -3.0, 2.0, -2.0],
-        m=2,
-        objective=_hs48_f,
-        constraints=_hs48_c,
-        iters=_P(1, 1, 1, 1, 26, 5),
-        solution=[1.0] * 5,
-        f_star=0.0,
-        notes=_HS_BOOK,
-    ),
-    "HS50": dict(
-        sif_class="OLR2-AY-5-3",
-        y0=[35.0, -31.0, 11.0, 5.0, -5.0],
-        m=3,
-        objective=_hs50_f,
-        constraints=_hs50_c,
-        iters=_P(8, 8, 8, 8, 78, 11),
-        solution=[1.0] * 5,
-        f_star=0.0,
-        notes=_HS_BOOK,
-    ),
-    "RSNBRNE": dict(
-        sif_class="NOR2-AN-2-2",
-        y0=[-1.2, 1.0],
-        m=2,
-        constraints=_rsnbrne_c,
-        iters=_P(11, 11, 11, 11, 4461, 12),
-        solution=[1.0, 1.0],
-        f_star=0.0,
-    ),
-    "CUBENE": dict(
-        sif_class="NOR2-AN-2-2",
-        y0=[-1.2, 1.0],
-        m=2,
-        constraints=_cubene_c,
-        iters=_P(4, 4, 4, 4, _nan, 11),
-        solution=[1.0, 1.0],
-        f_star=0.0,
-    ),
-    "HS77": dict(
-        sif_class="OOR2-AY-5-2",
-        y0=[2.0] * 5,
-        m=2,
-        objective=_hs77_f,
-        constraints=_hs77_c,
-        iters=_P(8, 8, 8, 8, 179, 9),
-        solution=[1.166172, 1.182111, 1.380257, 1.506036, 0.6109203],
-        f_star=0.24150513,
-        notes=_HS_BOOK + "; x* to the book's 7 digits.",
-    ),
-    "MWRIGHT": dict(
-        sif_class="OQR2-AN-5-3",
-        y0=[-1.0, 2.0, 1.0, -2.0, -2.0],
-        m=3,
-        objective=_mwright_f,
-        constraints=_mwright_c,
-        iters=_P(6, 7, 6, 7, 136, 8),
-        f_star=32.851791437,
-        notes=_S2MPJ_SOLTN + " (a local solution; others exist).",
-    ),
-    "ZANGWIL3": dict(
-        sif_class="NLR2-AN-3-3",
-        y0=[100.0, -1.0, 2.5],
-        m=3,
-        constraints=_zangwil3_c,
-        iters=_P(1, 1, 1, 1, 11, 6),
-        solution=[0.0, 0.0, 0.0],
-        f_star=0.0,
-    ),
-    "TRIGON1NE": dict(
-        sif_class="NOR2-MN-V-V",
-        y0=[0.1] * 10,
-        m=10,
-        constraints=_trigon1ne_c,
-        iters=_P(4, 4, 4, 4, 132, 6),
-        solution=[0.0] * 10,
-        f_star=0.0,
-        notes="Residuals of TRIGON1 (N = 10).",
-    ),
-    "HS78": dict(
-        sif_class="OOR2-AN-5-3",
-        y0=[-2.0, 1.5, 2.0, -1.0, -1.0],
-        m=3,
-        objective=_hs78_f,
-        constraints=_hs78_c,
-        iters=_P(4, 4, 4, 4, 48, 6),
-        solution=[-1.717142, 1.595708, 1.827248, -0.7636429, -0.7636435],
-        f_star=-2.91970041,
-        notes=_HS_BOOK + "; x* to the book's 7 digits.",
-    ),
-    "HS56": dict(
-        sif_class="OOR2-AN-7-4",
-        y0=[1.0, 1.0, 1.0, 0.50973968, 0.50973968, 0.50973968, 0.98511078],
-        m=4,
-        objective=_hs56_f,
-        constraints=_hs56_c,
-        iters=_P(5, 5, 5, 5, 74, 5),
-        solution=[
-            2.4,
-            1.2,
-            1.2,
-            math.asin(math.sqrt(4.0 / 7.0)),
-            math.asin(math.sqrt(2.0 / 7.0)),
-            math.asin(math.sqrt(2.0 / 7.0)),
-            0.5 * math.pi,
-        ],
-        f_star=-3.456,
-        notes=_HS_BOOK,
-    ),
-    "HELIXNE": dict(
-        sif_class="NOR2-AN-3-3",
-        y0=[-1.0, 0.0, 0.0],
-        m=3,
-        constraints=_helixne_c,
-        iters=_P(8, 8, 8, 8, 1255, 10),
-        solution=[1.0, 0.0, 0.0],
-        f_star=0.0,
-    ),
-    "HS42": dict(
-        sif_class="SQR2-AN-4-2",
-        y0=[1.0] * 4,
-        m=2,
-        objective=_hs42_f,
-        constraints=_hs42_c,
-        iters=_P(4, 4, 4, 4, 9, 5),
-        solution=[2.0, 2.0, 0.6 * _SQ2, 0.8 * _SQ2],
-        f_star=28.0 - 10.0 * _SQ2,
-        notes=_HS_BOOK,
-    ),
-    "HS79": dict(
-        sif_class="OOR2-AY-5-3",
-        y0=[2.0] * 5,
-        m=3,
-        objective=_hs79_f,
-        constraints=_hs79_c,
-        iters=_P(4, 4, 4, 4, 72, 6),
-        solution=[1.191127, 1.362603, 1.472818, 1.635017, 1.679081],
-        f_star=0.0787768,
-        notes=_HS_BOOK + "; x* to the book's 7 digits.",
-    ),
-    "ORTHREGB": dict(
-        sif_class="QQR2-AN-27-6",
-        y0=np.concatenate(
-            [[1.0, 0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0], _ORTHREGB_POINTS.ravel()]
-        ),
-        m=6,
-        objective=_orthregb_f,
-        constraints=_orthregb_c,
-        iters=_P(42, 42, 42, 42, 100, 44),
-        solution=_orthregb_solution(),
-        f_star=0.0,
-        notes="x* in closed form: the ellipsoid through the 6 data points (f = 0).",
-    ),
-    "HS100LNP": dict(
-        sif_class="OOR2-AN-7-2",
-        y0=[1.0, 2.0, 0.0, 4.0, 0.0, 1.0, 1.0],
-        m=2,
-        objective=_hs100lnp_f,
-        constraints=_hs100lnp_c,
-        iters=_P(9, 8, 9, 8, 131, 9),
-        solution=[2.330499, 1.951372, -0.4775414, 4.365726, -0.6244870, 1.038131, 1.594227],
-        f_star=680.6300573,
-        notes="HS100 with its active inequalities as equalities (x* of HS100, 7 digits). "
-        "The SIF file scales (x4 - 11)^2 by 1/0.3333333333; we use the exact factor 3.",
-    ),
-    "GOTTFR": dict(
-        sif_class="NQR2-AN-2-2",
-        y0=[0.5, 0.5],
-        m=2,
-        constraints=_gottfr_c,
-        iters=_P(5, 5, _nan, _nan, 12, 4),
-    ),
-    "HIMMELBE": dict(
-        sif_class="NQR2-AY-3-3",
-        y0=[-1.2, 2.0, 0.0],
-        m=3,
-        constraints=_himmelbe_c,
-        iters=_P(2, 2, 2, 2, 36, 5),
-        solution=[1.0, 1.0, 1.0],
-        f_star=0.0,
-        notes="Not in S2MPJ: Himmelblau problem 30 as in HIMMELBE.SIF "
-        "(0.25 (x1 + x2)^2 - x3, 1 - x1, 1 - x2); not cross-checked.",
-    ),
-    "MOREBVNE": dict(
-        sif_class="NOR2-MN-V-V",
-        y0=_morebv_grid(10)[1] * (_morebv_grid(10)[1] - 1.0),
-        m=10,
-        constraints=_morebvne_c,
-        iters=_P(2, 2, 2, 2, 1232, 3),
-        notes="Residuals of MOREBV (MGH problem 28, N = 10).",
-    ),
-    "WAYSEA2NE": dict(
-        sif_class="NOR2-MN-2-2",
-        y0=[1.0, 5.0],
-        m=2,
-        constraints=_waysea2ne_c,
-        iters=_P(10, 10, 10, 10, 873, 13),
-        solution=[(2.5 - math.sqrt(2.5**2 - 16.0 * 0.340125)) / 8.0, 1.0],
-        f_star=0.0,
-    ),
-    "DENSCHNCNE": dict(
-        sif_class="NOR2-AN-2-2",
-        y0=[2.0, 3.0],
-        m=2,
-        constraints=_denschncne_c,
-        iters=_P(7, 7, 7, 7, 52, 7),
-        solution=[1.0, 1.0],
-        f_star=0.0,
-        notes="Residuals of DENSCHNC.",
-    ),
-    "DENSCHNFNE": dict(
-        sif_class="NOR2-AY-2-2",
-        y0=[2.0, 0.0],
-        m=2,
-        constraints=_denschnfne_c,
-        iters=_P(4, 4, 4, 4, 11, 6),
-        solution=[1.0, 1.0],
-        f_star=0.0,
-    ),
-    "HIMMELBC": dict(
-        sif_class="NQR2-AN-2-2",
-        y0=[1.0, 1.0],
-        m=2,
-        constraints=_himmelbc_c,
-        iters=_P(5, 5, 5, 5, 14, 6),
-        solution=[3.0, 2.0],
-        f_star=0.0,
-    ),
-    "PRICE4NE": dict(
-        sif_class="NOR2-MN-2-2",
-        y0=[1.0, 5.0],
-        m=2,
-        constraints=_price4ne_c,
-        iters=_P(12.7, 14, _nan, _nan, 97, 7),
-        solution=[2.0, 4.0],
-        f_star=0.0,
-        notes="Roots include (0, 0) (singular Jacobian) and (2, 4); the latter is stored.",
-    ),
-    "INTEQNE": dict(
-        sif_class="NOR2-AN-V-V",
-        y0=np.concatenate([[0.0], _inteq_weights(10)[0] * (_inteq_weights(10)[0] - 1.0), [0.0]]),
-        m=12,
-        constraints=_inteqne_c,
-        iters=_P(2, 2, 2, 2, 5, 2),
-        notes="MGH problem 29 with N = 10 interior points; the boundary values are variables.",
-    ),
-    "MANCINONE": dict(
-        sif_class="NOR2-AN-V-V",
-        y0=_mancinone_x0(100),
-        m=100,
-        constraints=_mancinone_c,
-        iters=_P(4, 4, 4, 4, 8, 6),
-        notes="N = 100, alpha = 5, beta = 14, gamma = 3; s_ij = sin(log v_ij) as in the May 2024 "
-        "corrected SIF file (the paper used the earlier CUTEst version). The SIF constant "
-        "(i - N/2)^3 is subtracted, so c(x0) is about -2 (i - N/2)^3 (|c(x0)| ~ 1e6); plain "
-        "Newton still converges in 4-5 steps.",
-    ),
-    "BT2": dict(
-        sif_class="QQR2-AY-3-1",
-        y0=[10.0] * 3,
-        m=1,
-        objective=_bt2_f,
-        constraints=_bt2_c,
-        iters=_P(11.5, 10.5, 12, 11, 44, 15),
-        f_star=0.0325682,
-        notes=_S2MPJ_SOLTN,
-    ),
-}
 
-DROPPED: dict[str, dict] = {
-    "BA-L1SP": dict(
-        n=57,
-        m=12,
-        sif_class="NOR2-MN-57-12",
-        iters=_P(4, 4, 4, 4, 67, 8),
-        reason="bundle-adjustment data too large to write as constants (S2MPJ file ~1 MB)",
-    ),
-    "BA-L1": dict(
-        n=57,
-        m=12,
-        sif_class="NE",
-        iters=_P(4, 4, 4, 4, 43, 7),
-        reason="bundle-adjustment data; not in S2MPJ",
-    ),
-}
+class _Entry:
+    """One problem's row of the table, with errors that name the problem and the key."""
+
+    def __init__(self, path: pathlib.Path, name: str, row: object):
+        self.path, self.name = path, name
+        if not isinstance(row, dict):
+            raise self.error(None, f"expected a table of keys, got {row!r}")
+        self.row = row
+
+    def error(self, key: str | None, message: str) -> ValueError:
+        where = f"[{self.name}]" if key is None else f"[{self.name}] {key}"
+        return ValueError(f"{self.path}: {where}: {message}.")
+
+    def check_keys(self, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> None:
+        allowed = required + optional
+        for key in self.row:
+            if key not in allowed:
+                raise self.error(key, f"unknown key; the keys are {', '.join(allowed)}")
+        for key in required:
+            if key not in self.row:
+                raise self.error(key, "missing")
+
+    def integer(self, key: str) -> int:
+        value = self.row[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise self.error(key, f"expected a positive integer, got {value!r}")
+        return value
+
+    def string(self, key: str, default: str | None = None) -> str:
+        value = self.row.get(key, default)
+        if not isinstance(value, str):
+            raise self.error(key, f"expected a string, got {value!r}")
+        return value
+
+    def numbers(self, key: str) -> list[float]:
+        value = self.row[key]
+        if not isinstance(value, list) or not all(_is_number(v) for v in value):
+            raise self.error(key, f"expected a list of numbers, got {value!r}")
+        return value
+
+    def function(self, key: str, fname: object) -> Callable:
+        """The function `_<fname>` of this module."""
+        fn = globals().get(f"_{fname}") if isinstance(fname, str) else None
+        if not callable(fn):
+            raise self.error(key, f"no function `_{fname}` in {__name__}")
+        return fn
+
+    def vector(self, key: str) -> list[float] | np.ndarray:
+        """A list of numbers, or `{ function = "f", k = v, ... }`: `_f(k=v, ...)`."""
+        value = self.row[key]
+        if not isinstance(value, dict):
+            return self.numbers(key)
+        kwargs = dict(value)
+        if "function" not in kwargs:
+            raise self.error(key, f"a computed vector needs `function = ...`, got {value!r}")
+        fn = self.function(key, kwargs.pop("function"))
+        try:
+            value = fn(**kwargs)
+        except TypeError as e:
+            call = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+            raise self.error(key, f"`{fn.__name__}({call})` failed: {e}") from e
+        if np.ndim(value) != 1:
+            raise self.error(key, f"`{fn.__name__}` returned shape {np.shape(value)}")
+        return value
+
+    def check_size(self, key: str, label: str, value: int) -> None:
+        """`value` against the class's `n` or `m` (`label`), where the class gives a number."""
+        sif_class = self.string("sif_class")
+        fields = sif_class.split("-")
+        expected = fields[{"n": 2, "m": 3}[label]] if len(fields) == 4 else "V"
+        if expected.isdigit() and value != int(expected):
+            raise self.error(
+                key,
+                f"{label} = {value}, but the CUTEst class {sif_class} says {label} = {expected}",
+            )
+
+    def iters(self) -> PaperIterations:
+        counts = self.numbers("iters")
+        if len(counts) != len(PaperIterations._fields):
+            raise self.error(
+                "iters",
+                f"expected {len(PaperIterations._fields)} counts "
+                f"({', '.join(PaperIterations._fields)}), got {len(counts)}",
+            )
+        return PaperIterations(*counts)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _problem_spec(entry: _Entry) -> dict:
+    """The keyword arguments of `_make` for one implemented problem."""
+    entry.check_keys(_PROBLEM_KEYS, _OPTIONAL_KEYS)
+    sif_class = entry.string("sif_class")
+    y0 = entry.vector("y0")
+    entry.check_size("y0", "n", len(y0))
+    m = entry.integer("m")
+    entry.check_size("m", "m", m)
+    lower = entry.name.lower()
+    # CUTEst objective type N: no objective (the nonlinear equations).
+    objective = "zero" if sif_class.startswith("N") else f"{lower}_f"
+    spec = dict(
+        sif_class=sif_class,
+        y0=y0,
+        m=m,
+        objective=entry.function("objective", entry.string("objective", objective)),
+        constraints=entry.function("constraints", entry.string("constraints", f"{lower}_c")),
+        iters=entry.iters(),
+        notes=entry.string("notes", ""),
+    )
+    if "solution" in entry.row:
+        spec["solution"] = solution = entry.vector("solution")
+        if len(solution) != len(y0):
+            raise entry.error("solution", f"length {len(solution)}, but y0 has {len(y0)}")
+    if "f_star" in entry.row:
+        if not _is_number(f_star := entry.row["f_star"]):
+            raise entry.error("f_star", f"expected a number, got {f_star!r}")
+        spec["f_star"] = float(f_star)
+    return spec
+
+
+def _dropped_spec(entry: _Entry) -> dict:
+    """`DROPPED`'s entry for a problem the table marks `dropped`."""
+    entry.check_keys(_DROPPED_KEYS)
+    n, m = entry.integer("n"), entry.integer("m")
+    entry.check_size("n", "n", n)
+    entry.check_size("m", "m", m)
+    return dict(
+        n=n,
+        m=m,
+        sif_class=entry.string("sif_class"),
+        iters=entry.iters(),
+        reason=entry.string("dropped"),
+    )
+
+
+def _read_table(path: pathlib.Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """`(specs, dropped)` from the table, each in the file's order (the paper's)."""
+    with path.open("rb") as f:
+        try:
+            table = tomllib.load(f)
+        except tomllib.TOMLDecodeError as e:
+            raise ValueError(f"{path}: {e}.") from e
+    specs, dropped = {}, {}
+    for name, row in table.items():
+        entry = _Entry(path, name, row)
+        if "dropped" in row:
+            dropped[name] = _dropped_spec(entry)
+        else:
+            specs[name] = _problem_spec(entry)
+    return specs, dropped
+
+
+_SPECS, _DROPPED = _read_table(_TABLE)
+
+DROPPED: dict[str, dict] = _DROPPED
 """The two §11.1 problems not implemented, with the reason and the paper's counts."""
 
 PROBLEMS: dict[str, Callable[[], ConstrainedProblem]] = {

@@ -52,10 +52,6 @@ class DarcyProblem(AbstractProblem):
     def pde(self) -> Darcy:
         return Darcy(n=self.n, forcing=self.forcing)
 
-    def parameters(self) -> dict[str, object]:
-        solver = type(self.solver.linear_solver).__name__
-        return {"forcing": self.forcing, "high": self.high, "low": self.low, "solver": solver}
-
     def sample_inputs(self, pde, seeds):
         keys = self.sample_keys(seeds)
         sample = lambda k: sample_coefficients(pde, key=k, high=self.high, low=self.low)

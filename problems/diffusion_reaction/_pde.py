@@ -42,16 +42,8 @@ class DiffusionReaction(AbstractPDE):
         check_parameters(self, sizes={"nx": 5, "nt": 5}, positive=("nu", "t_final"))
 
     @property
-    def x_axis(self) -> Axis:
-        return Axis(self.nx, 0.0, 1.0, periodic=True)
-
-    @property
-    def t_axis(self) -> Axis:
-        return Axis(self.nt, 0.0, self.t_final)
-
-    @property
     def grid(self) -> Grid:
-        return Grid((self.t_axis, self.x_axis))
+        return Grid((Axis(self.nt, 0.0, self.t_final), Axis(self.nx, 0.0, 1.0, periodic=True)))
 
     def reaction(self, u: Array) -> Array:
         return self.rho * u * (1 - u)

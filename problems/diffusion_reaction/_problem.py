@@ -49,11 +49,6 @@ class DiffusionReactionProblem(AbstractProblem):
             derivatives=FiniteDifference(accuracy=self.accuracy),
         )
 
-    def parameters(self) -> dict[str, object]:
-        names = ("nu", "rho", "t_final", "accuracy")
-        solver = {"solver_rtol": self.solver.rtol, "solver_atol": self.solver.atol}
-        return {**{k: getattr(self, k) for k in names}, **solver}
-
     def sample_inputs(self, pde, seeds):
         keys = self.sample_keys(seeds)
         return np.asarray(jax.vmap(lambda k: sample_initial_condition(pde, key=k))(keys))

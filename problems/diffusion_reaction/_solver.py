@@ -11,7 +11,7 @@ from ._pde import DiffusionReaction
 
 
 def _vector_field(t, u, pde: DiffusionReaction):
-    return pde.nu * pde.derivatives.derivative(u, pde.x_axis, 2, -1) + pde.reaction(u)
+    return pde.nu * pde.derivatives.derivative(u, pde.grid.axes[1], 2, -1) + pde.reaction(u)
 
 
 class ReferenceSolver(eqx.Module):

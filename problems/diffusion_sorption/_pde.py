@@ -78,16 +78,9 @@ class DiffusionSorption(AbstractPDE):
             raise ValueError(f"problem.outflow_sign must be -1 or 1, got {self.outflow_sign!r}.")
 
     @property
-    def x_axis(self) -> Axis:
-        return Axis(self.nx, 0.0, 1.0, centering="cell")
-
-    @property
-    def t_axis(self) -> Axis:
-        return Axis(self.nt, 0.0, self.t_final, centering="vertex")
-
-    @property
     def grid(self) -> Grid:
-        return Grid((self.t_axis, self.x_axis))
+        x = Axis(self.nx, 0.0, 1.0, centering="cell")
+        return Grid((Axis(self.nt, 0.0, self.t_final, centering="vertex"), x))
 
     @property
     def left_bc(self) -> Dirichlet:

@@ -57,18 +57,6 @@ class DiffusionSorptionProblem(AbstractProblem):
             derivatives=FiniteDifference(accuracy=self.accuracy),
         )
 
-    def parameters(self) -> dict[str, object]:
-        pde = self.pde
-        names = ("t_final", "diffusivity", "porosity", "bulk_density", "freundlich_k")
-        return {
-            "ic": self.ic,
-            **{name: getattr(pde, name) for name in names},
-            "freundlich_n": pde.freundlich_n,
-            "outflow_sign": pde.outflow_sign,
-            "solver_rtol": self.solver.rtol,
-            "solver_atol": self.solver.atol,
-        }
-
     def sample_inputs(self, pde, seeds):
         u0 = sample_initial_conditions(pde, int(seeds.max()) + 1, self.ic, key=jr.key(self.seed))
         return np.asarray(u0)[seeds]

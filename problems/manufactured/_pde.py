@@ -47,16 +47,8 @@ class Heat(AbstractPDE):
         check_parameters(self, sizes={"nx": 5, "nt": 5}, positive=("kappa", "t_final"))
 
     @property
-    def x_axis(self) -> Axis:
-        return Axis(self.nx, 0.0, 1.0)
-
-    @property
-    def t_axis(self) -> Axis:
-        return Axis(self.nt, 0.0, self.t_final)
-
-    @property
     def grid(self) -> Grid:
-        return Grid((self.t_axis, self.x_axis))
+        return Grid((Axis(self.nt, 0.0, self.t_final), Axis(self.nx, 0.0, 1.0)))
 
     def exact(self, coefficients: Float[Array, " modes"]) -> Float[Array, "nt nx"]:
         """The solution for u0 = Σ c_k sin(kπx) on the grid."""

@@ -53,9 +53,6 @@ class HeatProblem(AbstractProblem):
     def pde(self) -> Heat:
         return Heat(nx=self.nx, nt=self.nt, kappa=self.kappa, t_final=self.t_final)
 
-    def parameters(self) -> dict[str, object]:
-        return {"kappa": self.kappa, "t_final": self.t_final, "modes": self.modes}
-
     def sample_inputs(self, pde, seeds):
         return _coefficients(self.sample_keys(seeds), (self.modes,))
 
@@ -91,9 +88,6 @@ class PoissonProblem(AbstractProblem):
     @property
     def pde(self) -> Poisson:
         return Poisson(n=self.n)
-
-    def parameters(self) -> dict[str, object]:
-        return {"modes": self.modes}
 
     def sample_inputs(self, pde, seeds):
         return _coefficients(self.sample_keys(seeds), (self.modes, self.modes))

@@ -52,6 +52,7 @@ class NavierStokesProblem(AbstractProblem):
     batch_size: int = 8
 
     name: ClassVar[str] = "navier_stokes"
+    model_fields: ClassVar = ("accuracy", "mollifier")
     data_layout: ClassVar[str] = "per-seed"
 
     def __post_init__(self):
@@ -80,17 +81,6 @@ class NavierStokesProblem(AbstractProblem):
             derivatives=Spectral(accuracy=self.accuracy),
             mollifier=self.mollifier,
         )
-
-    def parameters(self) -> dict[str, object]:
-        return {
-            "viscosity": self.viscosity,
-            "t_final": self.t_final,
-            "length_scale": self.length_scale,
-            "ic_resolution": self.ic_resolution,
-            "solver_dt": self.solver.dt,
-            "dealias_fraction": self.solver.dealias_fraction,
-            "radial_dealias": int(self.solver.radial_dealias),
-        }
 
     def sample_inputs(self, pde, seeds):
         w0 = sample_initial_conditions(

@@ -74,16 +74,9 @@ class PorousMedium(AbstractPDE):
             )
 
     @property
-    def x_axis(self) -> Axis:
-        return Axis(self.nx, 0.0, 1.0, centering="cell")
-
-    @property
-    def t_axis(self) -> Axis:
-        return Axis(self.nt, 0.0, self.t_final, centering="vertex")
-
-    @property
     def grid(self) -> Grid:
-        return Grid((self.t_axis, self.x_axis))
+        x = Axis(self.nx, 0.0, 1.0, centering="cell")
+        return Grid((Axis(self.nt, 0.0, self.t_final, centering="vertex"), x))
 
     def exact(self, t: ArrayLike, x: ArrayLike, m: ArrayLike) -> Array:
         """The travelling wave (m·V·(V·t − x))₊^(1/m)."""

@@ -58,11 +58,6 @@ class PorousMediumProblem(AbstractProblem):
             derivatives=FiniteDifference(accuracy=self.accuracy),
         )
 
-    def parameters(self) -> dict[str, object]:
-        names = ("t_final", "speed", "m_min", "m_max")
-        solver = {"solver_rtol": self.solver.rtol, "solver_atol": self.solver.atol}
-        return {**{k: getattr(self, k) for k in names}, **solver}
-
     def sample_inputs(self, pde, seeds):
         keys = self.sample_keys(seeds)
         sample = lambda k: sample_exponent(key=k, low=self.m_min, high=self.m_max)
