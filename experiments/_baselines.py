@@ -32,7 +32,7 @@ import numpy as np
 
 from experiments._report import time_alternating, time_once
 from pdeopt import RESULTS
-from pdeopt.solvers import ExactAugmentedLagrangianNewton, constrained_minimise
+from pdeopt.solvers import DirectKKTSolver, ExactAugmentedLagrangianNewton, constrained_minimise
 from problems.cutest import ConstrainedProblem
 
 INSTALL_HINT = 'pip install -e ".[bench]"'
@@ -245,13 +245,13 @@ def exact_newton(
     **Arguments:**
 
     - `problem`: the problem.
-    - `solver`: a configuration whose `linear_solver` is replaced by `lx.LU()` (default: the
-        faithful defaults, the constants of the paper's reference code).
+    - `solver`: a configuration whose `kkt_solver` is replaced by `DirectKKTSolver(lx.LU())`
+        (default: the faithful defaults, the constants of the paper's reference code).
     - `max_steps`: outer iteration cap.
     - `repeats`: timed solves after compilation (the median is reported).
     """
     solver = ExactAugmentedLagrangianNewton() if solver is None else solver
-    solver = eqx.tree_at(lambda s: s.linear_solver, solver, lx.LU())
+    solver = eqx.tree_at(lambda s: s.kkt_solver, solver, DirectKKTSolver(lx.LU()))
     return pdeopt_solve(
         problem, solver, label="exact-newton-LU", max_steps=max_steps, repeats=repeats
     )

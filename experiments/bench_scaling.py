@@ -1,9 +1,10 @@
 """Scaling benchmark: PDE-constrained control on growing grids, beyond the N = 3 of the
 AdaSketch-Newton paper (Hong et al., ICML 2023).
 
-    python -m experiments.bench_scaling                                   # N = 16 … 256
+    python -m experiments.bench_scaling                                   # N = 16 … 1024
+    python -m experiments.bench_scaling --sizes 256,512,1024 --solvers GMRES+P,IPOPT
     python -m experiments.bench_scaling --sizes 16,32 --solvers LU,GMRES,NYSTROM,IPOPT
-    python -m experiments.bench_scaling --problems semilinear --sizes 16,32,64
+    python -m experiments.bench_scaling --sizes 256,512,1024 --profile    # S, K, S K S
 
 Problems: discrete Poisson control (`poisson_control(N)`, convex QP, n = 2N², m = N²) and the
 semilinear control extension (`semilinear_control(N)`, −Δ_h y + y³ = u). For every size and
@@ -24,21 +25,30 @@ these sparse problems). Inner solvers:
 - `GMRES+P`, `NYSTROM+P`, `GV+P`, `BLOCK+P`: the same inner solvers on the split-
   preconditioned system S K S (`constrained_minimise(..., preconditioner=
   problem.kkt_preconditioner)`, S = P^(-1/2) for the block-diagonal Schur-complement
-  preconditioner P applied through the sine transform); GMRES+P restarts every
-  `PRECONDITIONED_RESTART` = 5 steps (lineax runs every cycle to its end, and S K S needs
-  about three);
+  preconditioner P, applied through the sine transform by FFT: O(n log n) per application);
+  GMRES+P restarts every `PRECONDITIONED_RESTART` = 5 steps (lineax runs every cycle to its
+  end, and S K S needs about three);
 - `IPOPT`: IPOPT (casadi 3.8, MUMPS) on a casadi-native sparse model of the same problem
   (checked against the JAX functions), `tol = --ipopt-tol`; time includes only the solve,
-  not building the model.
+  not building the model. IPOPT stops at `--ipopt-time-cap` seconds of wall time (its
+  `max_wall_time`); a run that hits the cap, runs out of memory (`MemoryError`) or fails
+  inside casadi (`RuntimeError`) is a row of the table, not the end of the run, and where it
+  hit the cap the ratios are upper bounds (`< r`).
 
 Every inner solve is capped at `--max-inner-steps` steps per outer iteration and the outer
-loop at `--max-steps`; a randomized solver that fails at one size is not run at larger sizes
-(the table says so), which keeps the run bounded. Ratios are times relative to IPOPT measured
-in the same run. The default solver list leaves out the unpreconditioned iterative solvers
-(name them with `--solvers`): without the preconditioner GMRES took over 25 minutes at N = 32.
+loop at `--max-steps`; a randomized solver that fails at one size, and IPOPT where it hit the
+time cap or failed, are not run at larger sizes (the table says so), which keeps the run
+bounded. Ratios are times relative to IPOPT measured in the same run; `growth / n log n` is a
+solver's time over its time at the previous size, divided by the same ratio of n log n (≤ 1:
+the time grows no faster than n log n). The default solver list leaves out the
+unpreconditioned iterative solvers (name them with `--solvers`): without the preconditioner
+GMRES took over 25 minutes at N = 32. `--profile` solves nothing: it times one application
+of the preconditioner S, of the KKT matvec K and of S K S at the start point, per problem and
+size (a GMRES+P solve applies S twice per Krylov step).
 """
 
 import argparse
+import functools as ft
 import math
 import time
 
@@ -46,14 +56,23 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+import jax.numpy as jnp  # noqa: E402
 import lineax as lx  # noqa: E402
 
 from experiments import _baselines as B  # noqa: E402
-from experiments._report import fmt, markdown_table, print_fingerprint  # noqa: E402
+from experiments._report import (  # noqa: E402
+    fmt,
+    markdown_table,
+    print_fingerprint,
+    time_alternating,
+)
 from pdeopt.solvers import (  # noqa: E402
+    AbstractKKTSolver,
     BlockSketchProject,
+    DirectKKTSolver,
     ExactAugmentedLagrangianNewton,
     GaussianSketchProject,
+    IterativeKKTSolver,
     NystromPCG,
     PracticalSafeguards,
 )
@@ -68,6 +87,7 @@ ITERATIVE = ("GMRES", "GV", "BLOCK", "NYSTROM")
 ALL_SOLVERS = ("LU", *ITERATIVE, *(f"{label}+P" for label in ITERATIVE), "IPOPT")
 DEFAULT_SOLVERS = ("LU", "GMRES+P", "NYSTROM+P", "GV+P", "BLOCK+P", "IPOPT")
 PRECONDITIONED_RESTART = 5
+IPOPT_TIME_CAP = "Maximum_WallTime_Exceeded"  # IPOPT's return status at `max_wall_time`
 
 
 def laplacian_matrix(n: int):
@@ -114,11 +134,16 @@ def casadi_model(kind: str, n: int):
     return build
 
 
+def kkt_solver(label: str, args) -> AbstractKKTSolver:
+    if label == "LU":
+        return DirectKKTSolver(lx.LU())
+    matvecs = 2 if label.startswith("NYSTROM") else 1
+    return IterativeKKTSolver(linear_solver(label, args), matvecs_per_step=matvecs)
+
+
 def linear_solver(label: str, args) -> lx.AbstractLinearSolver:
     # Tolerances are placeholders: the outer solver sets them from its accuracy condition.
     steps = args.max_inner_steps
-    if label == "LU":
-        return lx.LU()
     if label == "GMRES":
         return lx.GMRES(rtol=0.1, atol=0.0, restart=50, max_steps=steps)
     if label == "GMRES+P":
@@ -138,10 +163,71 @@ def make_problem(kind: str, n: int):
     return poisson_control(n) if kind == "poisson" else semilinear_control(n)
 
 
+def run_ipopt(kind: str, n: int, problem, args) -> B.BaselineResult | str:
+    """IPOPT under the time cap, or what stopped it (out of memory, a casadi error)."""
+    try:
+        return B.ipopt_sparse(
+            problem,
+            casadi_model(kind, n),
+            tol=args.ipopt_tol,
+            options={"max_wall_time": args.ipopt_time_cap},
+        )
+    except MemoryError:
+        return "failed (out of memory)"
+    except RuntimeError as e:  # casadi reports its own and IPOPT's failures as RuntimeError
+        return f"failed (casadi: {str(e).splitlines()[0][:80]})"
+
+
+def ipopt_reference(result) -> tuple[float, str]:
+    """IPOPT's time to divide by and the prefix of the ratios: `""` for a solve, `"< "` when
+    IPOPT stopped at the time cap (its time is a lower bound), no time when it failed."""
+    if not isinstance(result, B.BaselineResult):
+        return math.nan, ""
+    if result.success:
+        return result.time, ""
+    if result.extra.get("return_status") == IPOPT_TIME_CAP:
+        return result.time, "< "
+    return math.nan, ""
+
+
+def n_log_n(n: int) -> float:
+    return n * math.log(n)
+
+
+def profile(kind: str, n: int, repeats: int = 7) -> list:
+    """One table row: the median milliseconds of one application of S = P^(-1/2), of the KKT
+    matvec K and of S K S, at the start point (where GMRES+P spends its time)."""
+    problem = make_problem(kind, n)
+    x, lam, args = problem.y0, problem.lambda0, problem.args
+
+    def operators():
+        def lagrangian(y):
+            return problem.fn(y, args) + jnp.dot(lam, problem.constraint_fn(y, args))
+
+        _, hvp = jax.linearize(jax.grad(lagrangian), x)
+        _, jvp_c = jax.linearize(lambda y: problem.constraint_fn(y, args), x)
+        vjp_c = jax.linear_transpose(jvp_c, x)
+
+        def kkt(z):
+            dx, dlam = z[: x.size], z[x.size :]
+            return jnp.concatenate([hvp(dx) + vjp_c(dlam)[0], jvp_c(dx)])
+
+        return kkt, problem.kkt_preconditioner(x, lam, args).mv
+
+    z = jnp.linspace(0.0, 1.0, problem.n + problem.m)
+    fns = {
+        "S": jax.jit(lambda z: operators()[1](z)),
+        "K": jax.jit(lambda z: operators()[0](z)),
+        "SKS": jax.jit(lambda z: (lambda k, s: s(k(s(z))))(*operators())),
+    }
+    timings = time_alternating({label: ft.partial(f, z) for label, f in fns.items()}, repeats)
+    return [kind, n, problem.n, *(f"{t.median * 1e3:.1f}" for t in timings.values())]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", default="poisson,semilinear")
-    parser.add_argument("--sizes", default="16,32,64,128,256", help="grid sizes N")
+    parser.add_argument("--sizes", default="16,32,64,128,256,512,1024", help="grid sizes N")
     parser.add_argument("--solvers", default=",".join(DEFAULT_SOLVERS), help=", ".join(ALL_SOLVERS))
     parser.add_argument("--tol", type=float, default=1e-6, help="target ‖∇L‖")
     parser.add_argument("--lu-max-kkt", type=int, default=4000, help="largest KKT size for LU")
@@ -150,18 +236,31 @@ def main(argv=None):
     parser.add_argument("--block-size", type=int, default=8)
     parser.add_argument("--rank", type=int, default=3, help="Nyström rank")
     parser.add_argument("--ipopt-tol", type=float, default=1e-10)
+    parser.add_argument(
+        "--ipopt-time-cap", type=float, default=1800.0, help="IPOPT's max_wall_time (s)"
+    )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="time one application of S, K and S K S per problem and size instead of solving",
+    )
     args = parser.parse_args(argv)
 
     sizes = [int(s) for s in args.sizes.split(",")]
     labels = args.solvers.split(",")
     print("# Scaling benchmark: PDE-constrained control\n")
     print_fingerprint()
+    if args.profile:
+        headers = ["problem", "N", "n = 2N²", "S (ms)", "K (ms)", "S K S (ms)"]
+        rows = [profile(kind, n) for kind in args.problems.split(",") for n in sizes]
+        print(markdown_table(headers, rows))
+        return
     print(
         f"target ‖∇L‖ ≤ {args.tol:g}; pdeopt in practical mode (δ₀ = 0.1), inner cap "
         f"{args.max_inner_steps} steps per outer iteration, outer cap {args.max_steps}; "
         f"LU up to {args.lu_max_kkt} KKT unknowns; Nyström rank {args.rank}; "
-        f"IPOPT tol {args.ipopt_tol:g}.\n"
+        f"IPOPT tol {args.ipopt_tol:g}, time cap {args.ipopt_time_cap:g} s.\n"
     )
     if "IPOPT" in labels and not B.has("casadi"):
         print(f"IPOPT skipped: casadi is not installed ({B.INSTALL_HINT}).\n")
@@ -170,6 +269,7 @@ def main(argv=None):
     for kind in args.problems.split(","):
         rows = []
         failed_at = {}
+        previous = {}  # label -> (n, time) of its last solve, for the growth column
         for n in sizes:
             problem = make_problem(kind, n)
             big_n = problem.n + problem.m
@@ -183,12 +283,18 @@ def main(argv=None):
                     results[label] = f"skipped (failed at N = {failed_at[label]})"
                     continue
                 if label == "IPOPT":
-                    r = B.ipopt_sparse(problem, casadi_model(kind, n), tol=args.ipopt_tol)
+                    r = run_ipopt(kind, n, problem, args)
+                    if isinstance(r, str) or r.extra["return_status"] == IPOPT_TIME_CAP:
+                        failed_at[label] = n  # larger sizes would fail the same way
+                    if isinstance(r, str):
+                        results[label] = r
+                        print(f"  {kind} N={n} IPOPT: {r}", flush=True)
+                        continue
                 else:
                     solver = ExactAugmentedLagrangianNewton(
                         atol=args.tol,
                         safeguards=PracticalSafeguards(),
-                        linear_solver=linear_solver(label, args),
+                        kkt_solver=kkt_solver(label, args),
                         max_inner_steps=args.max_inner_steps,
                     )
                     r = B.pdeopt_solve(
@@ -211,15 +317,11 @@ def main(argv=None):
                     f"(wall incl. compile {time.perf_counter() - t0:.0f}s)",
                     flush=True,
                 )
-            ipopt_time = (
-                results["IPOPT"].time
-                if isinstance(results.get("IPOPT"), B.BaselineResult) and results["IPOPT"].success
-                else math.nan
-            )
+            ipopt_time, bound = ipopt_reference(results.get("IPOPT"))
             for label in labels:
                 r = results[label]
                 if isinstance(r, str):
-                    rows.append([n, problem.n, label, r, "", "", "", "", "", ""])
+                    rows.append([n, problem.n, label, r, "", "", "", "", "", "", ""])
                     continue
                 ok = r.success and r.kkt <= args.tol * (1 + 1e-6)
                 status = (
@@ -237,6 +339,12 @@ def main(argv=None):
                 )
                 inner = r.extra.get("num_inner_steps")
                 flops = r.extra.get("flops")
+                growth = "—"
+                if ok and label in previous:
+                    n_prev, t_prev = previous[label]
+                    growth = fmt((r.time / t_prev) / (n_log_n(problem.n) / n_log_n(n_prev)), ".2f")
+                if ok:
+                    previous[label] = (problem.n, r.time)
                 rows.append(
                     [
                         n,
@@ -244,7 +352,10 @@ def main(argv=None):
                         label,
                         status,
                         f"{r.time:.3f}",
-                        fmt(r.time / ipopt_time, ".2f"),
+                        ("1" if ok else "—")
+                        if label == "IPOPT"
+                        else bound + fmt(r.time / ipopt_time, ".3f"),
+                        growth,
                         r.iterations,
                         fmt(r.kkt),
                         "—" if inner is None or label == "LU" else f"{int(inner)}",
@@ -261,6 +372,7 @@ def main(argv=None):
                     f"KKT ≤ {args.tol:g}",
                     "time (s)",
                     "time / IPOPT",
+                    "growth / n log n",
                     "outer iters",
                     "final KKT",
                     "inner steps",

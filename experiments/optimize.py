@@ -71,7 +71,6 @@ def run(cfg: DictConfig) -> dict:
 
     jax.config.update("jax_enable_x64", True)
     from pdeopt import RESULTS
-    from pdeopt.solvers import constrained_minimise
 
     problem, paper = make_problem(cfg)
     solver = instantiate(cfg.constrained_solver)
@@ -83,13 +82,8 @@ def run(cfg: DictConfig) -> dict:
 
     @eqx.filter_jit
     def solve(problem, key):
-        return constrained_minimise(
-            problem.objective,
-            problem.constraints,
+        return problem.minimise(
             solver,
-            problem.y0,
-            problem.args,
-            lambda0=problem.lambda0,
             max_steps=int(cfg.max_steps),
             key=key,
             throw=False,
@@ -107,8 +101,9 @@ def run(cfg: DictConfig) -> dict:
 
     print(
         f"problem {problem.name} (n={problem.n}, m={problem.m}); "
-        f"{type(solver.linear_solver).__name__} inner solver"
-        f"{' (block-preconditioned)' if preconditioner else ''}, {stats['safeguards']}"
+        f"{type(solver.kkt_solver.linear_solver).__name__} inner solver"
+        f"{' (block-preconditioned)' if preconditioner else ''}, "
+        f"{type(solver.safeguards).__name__}"
     )
     print(f"{'iter':>4}  {'KKT':>10}  {'alpha':>8}  {'inner':>8}")
     print(f"{0:4d}  {kkt[0]:10.3e}  {'':>8}  {'':>8}")

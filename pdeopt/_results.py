@@ -15,3 +15,11 @@ class RESULTS(optx.RESULTS):  # pyright: ignore[reportGeneralTypeIssues]
         "G Gᵀ fell below the singularity threshold."
     )
     penalty_cap = "The penalty parameters reached their caps without a sufficient descent step."
+    singular_kkt = (
+        "The KKT system could not be solved: the linear solver failed on it (a singular matrix "
+        "or a breakdown), also after the practical safeguards' regularised re-solve."
+    )
+    locally_infeasible = (
+        "The constraints look locally infeasible: the iterate is a stationary point of ‖c‖² "
+        "with c ≠ 0 (see `stats['constraint_norm']`)."
+    )

@@ -6,7 +6,8 @@
   claims to solve; `catalogue()` lists its (solver, operator) pairs.
 - `check_*` (`PROPERTIES`): what every catalogue pair must do (dense solve, jvp against
   central finite differences and the dense derivative, grad, vmap over right-hand sides and
-  over operators, transpose, conj, jit).
+  over operators, transpose and conj (with the options they derive: the key kept, `y0`
+  dropped), jit).
 - `kkt_residual` / `kkt_norm`: (∇ₓL, c) for L = f + λᵀc, the one KKT measure of the tests.
 - `check_quantities_linear`: a PDE's interior quantities and boundary traces are linear.
 - `check_grad_entries`: a model's gradient against central differences, weight by weight.
@@ -352,31 +353,53 @@ def check_vmap_operator(solver, kind: OperatorKind, getkey, dtype):
     np.testing.assert_allclose(jax.vmap(solve)(matrices, bs), expected, rtol=0, atol=t.solution)
 
 
+def _derived_options_solve(solver, derive: str, operator, vector, y0, getkey):
+    """Solve Kᵀu = `vector` (`derive="transpose"`) or conj(K)u = `vector` (`"conj"`) with the
+    state and options that `solver.transpose` / `solver.conj` derive from K's, three times:
+    from K's options with a warm start `y0` of K's system, without it, and with another key.
+    The derived options keep the key and drop `y0`, so the first two solves must agree bit
+    for bit and the third must differ. Returns the first solution."""
+    system = operator.T if derive == "transpose" else lx.conj(operator)
+    key = getkey()
+
+    def solve(options):
+        state, options = getattr(solver, derive)(solver.init(operator, options), options)
+        return lx.linear_solve(system, vector, solver, state=state, options=options)
+
+    # A warm start from K's solution: a solve that used it would stop at once (sketching) or
+    # take a different path (CG).
+    sol = solve({"key": key, "y0": y0})
+    without_y0 = solve({"key": key})
+    np.testing.assert_array_equal(flatten(sol.value), flatten(without_y0.value))
+    np.testing.assert_array_equal(sol.stats["num_steps"], without_y0.stats["num_steps"])
+    other_key = solve({"key": getkey()})
+    assert not np.array_equal(flatten(sol.value), flatten(other_key.value))
+    return sol
+
+
 def check_transpose(solver, kind: OperatorKind, getkey, dtype):
-    """Kᵀu = c, both by the transposed operator and by `solver.transpose` of K's state."""
+    """Kᵀu = c, both by the transposed operator and by `solver.transpose` of K's state (which
+    keeps the key of K's options and drops their `y0`)."""
     t = tol(dtype)
-    matrix = kind.make_matrix(getkey(), dtype)
+    matrix, b = _problem(kind, getkey, dtype)
     c = kind.vector(jr.normal(getkey(), matrix.shape[1:], dtype))
     expected = dense_solve_transpose(matrix, flatten(c))
     operator = kind.operator(matrix)
-    options = {"key": getkey()}
-    via_operator = lx.linear_solve(operator.T, c, solver, options=options).value
+    via_operator = lx.linear_solve(operator.T, c, solver, options={"key": getkey()}).value
     np.testing.assert_allclose(flatten(via_operator), expected, rtol=0, atol=t.solution)
-    state_t, options_t = solver.transpose(solver.init(operator, options), options)
-    via_solver = lx.linear_solve(operator.T, c, solver, state=state_t, options=options_t).value
+    y0 = kind.vector(dense_solve(matrix, b))
+    via_solver = _derived_options_solve(solver, "transpose", operator, c, y0, getkey).value
     np.testing.assert_allclose(flatten(via_solver), expected, rtol=0, atol=t.solution)
 
 
 def check_conj(solver, kind: OperatorKind, getkey, dtype):
-    """`solver.conj` of K's state solves conj(K) (= K for these real operators)."""
+    """`solver.conj` of K's state solves conj(K) (= K for these real operators), keeping the
+    key of K's options and dropping their `y0`."""
     t = tol(dtype)
     matrix, b = _problem(kind, getkey, dtype)
     operator = kind.operator(matrix)
-    options = {"key": getkey()}
-    state_c, options_c = solver.conj(solver.init(operator, options), options)
-    sol = lx.linear_solve(
-        lx.conj(operator), kind.vector(b), solver, state=state_c, options=options_c
-    )
+    y0 = kind.vector(dense_solve(matrix, b))
+    sol = _derived_options_solve(solver, "conj", operator, kind.vector(b), y0, getkey)
     assert sol.result == lx.RESULTS.successful
     np.testing.assert_allclose(flatten(sol.value), dense_solve(matrix, b), rtol=0, atol=t.solution)
 

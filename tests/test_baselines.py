@@ -1,4 +1,4 @@
-"""The benchmark reference solvers of `experiments/_baselines.py` (spec §13).
+"""The benchmark reference solvers of `experiments/_baselines.py`.
 
 Skipped when the optional `bench` extra (casadi, scipy) is not installed.
 """
@@ -16,7 +16,7 @@ pytest.importorskip("scipy")
 
 from experiments import _baselines  # noqa: E402
 
-# Spec §13: IPOPT's solutions, sign convention L = f + λᵀc.
+# The reference: IPOPT's solutions, sign convention L = f + λᵀc.
 EXPECTED = {
     "HS6": (np.array([1.0, 1.0]), np.array([0.0])),
     "BT9": (np.array([1.0, 1.0, 0.0, 0.0]), np.array([-1.0, -1.0])),
@@ -44,7 +44,7 @@ def test_reference_solution(name, baseline):
 
 
 def test_ipopt_iterations_match_spec():
-    # Spec §13: IPOPT solves HS6 in 5 iterations and BT9 in 13.
+    # The reference: IPOPT solves HS6 in 5 iterations and BT9 in 13.
     assert _baselines.ipopt(get_problem("HS6")).iterations == 5
     assert _baselines.ipopt(get_problem("BT9")).iterations == 13
 

@@ -110,7 +110,7 @@ def test_every_option_instantiates(group, option, getkey):
 def test_constrained_solver_uses_linear_solver_group(constrained_solver, linear_solver):
     import lineax as lx
 
-    from pdeopt.solvers import ExactAugmentedLagrangianNewton
+    from pdeopt.solvers import AbstractKKTSolver, ExactAugmentedLagrangianNewton
 
     cfg = compose(
         [f"constrained_solver={constrained_solver}", f"linear_solver={linear_solver}"],
@@ -118,8 +118,11 @@ def test_constrained_solver_uses_linear_solver_group(constrained_solver, linear_
     )
     solver = instantiate(cfg.constrained_solver)
     assert isinstance(solver, ExactAugmentedLagrangianNewton)
-    assert isinstance(solver.linear_solver, lx.AbstractLinearSolver)
-    assert type(solver.linear_solver) is type(instantiate(cfg.linear_solver))
+    kkt = instantiate(cfg.linear_solver)
+    assert isinstance(solver.kkt_solver, AbstractKKTSolver)
+    assert isinstance(solver.kkt_solver.linear_solver, lx.AbstractLinearSolver)
+    assert type(solver.kkt_solver) is type(kkt)
+    assert type(solver.kkt_solver.linear_solver) is type(kkt.linear_solver)
 
 
 def test_optimize_defaults():
@@ -127,7 +130,7 @@ def test_optimize_defaults():
     assert cfg.problem_name == "HS6"
     solver = instantiate(cfg.constrained_solver)
     assert type(solver.safeguards).__name__ == "FaithfulSafeguards"
-    assert type(solver.linear_solver).__name__ == "LU"
+    assert type(solver.kkt_solver.linear_solver).__name__ == "LU"
 
 
 def test_overrides_apply():
@@ -175,7 +178,7 @@ def test_impossible_solver_values():
 
 
 def test_optimize_runs_hs6(capsys):
-    """`experiments.optimize` end to end on HS6: the faithful LU history of spec §0."""
+    """`experiments.optimize` end to end on HS6: the faithful LU history of the paper."""
     from experiments.optimize import run
 
     summary = run(compose(["problem_name=HS6"], config_name="optimize"))

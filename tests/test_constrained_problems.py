@@ -1,4 +1,4 @@
-"""`constrained_minimise` on the paper's problem set (spec `al-sketch-newton.md` §11, §16).
+"""`constrained_minimise` on the paper's problem set (the paper's tables).
 
 - Faithful mode with `lx.LU()` reaches ‖∇L‖ ≤ 1e-4 and practical mode ‖∇L‖ ≤ 1e-8 on the
   CUTEst problems, or reports a failure status; outer iterations are compared with the
@@ -23,12 +23,13 @@ from helpers import kkt_norm, kkt_residual
 import pdeopt
 from pdeopt.solvers import (
     BlockSketchProject,
+    DirectKKTSolver,
     ExactAugmentedLagrangianNewton,
     GaussianSketchProject,
+    IterativeKKTSolver,
     NystromPCG,
     PracticalSafeguards,
     RandomizedKaczmarz,
-    constrained_minimise,
 )
 from problems.cutest import PROBLEMS, get_problem, poisson_control, semilinear_control
 
@@ -39,13 +40,8 @@ MAX_STEPS = 200
 
 @eqx.filter_jit
 def _solve(problem, solver, key, max_steps=MAX_STEPS, preconditioner=None):
-    return constrained_minimise(
-        problem.objective,
-        problem.constraints,
+    return problem.minimise(
         solver,
-        problem.y0,
-        problem.args,
-        lambda0=problem.lambda0,
         max_steps=max_steps,
         key=key,
         throw=False,
@@ -97,7 +93,7 @@ def test_representative_problems(name):
     success, steps, _, alpha = _check(problem, FAITHFUL, 1e-4)
     assert success
     assert abs(steps - _paper_gv(problem)) <= 2, (steps, _paper_gv(problem))
-    assert alpha == 1.0  # spec §16.3: the unit step is accepted locally
+    assert alpha == 1.0  # the unit step is accepted locally
     success, _, _, _ = _check(problem, PRACTICAL, 1e-8)
     assert success
 
@@ -106,11 +102,10 @@ def test_representative_problems(name):
 def test_all_cutest_problems():
     """Every implemented CUTEst problem, both modes; prints the iteration table.
 
-    Recorded (LU, seed-independent): faithful mode solves all 43 problems the paper's May GV
-    run solves, with outer iterations within ±1 of the paper on 43/43 (equal on 38) and a
-    final unit step on all 43 (13 min on two shared cores); GOTTFR
-    and PRICE4NE abort on the singular-Jacobian safeguard as in the paper (λ_min(GGᵀ) < 1e-2).
-    Practical mode solves all 45 to ‖∇L‖ ≤ 1e-8.
+    Recorded (LU, seed-independent): faithful mode solves all 45 problems the paper's May GV
+    run solves (40 with the paper's count; BA-L1 and BA-L1SP in 4 each); GOTTFR and PRICE4NE
+    abort on the singular-Jacobian safeguard as in the paper (λ_min(GGᵀ) < 1e-2). Practical
+    mode solves all 47 to ‖∇L‖ ≤ 1e-8.
     """
     rows = []
     for name in PROBLEMS:
@@ -136,12 +131,12 @@ def test_all_cutest_problems():
         f"{len(unit_step)} with a final unit step; "
         f"practical: {len(practical_ok)}/{len(rows)} solved"
     )
-    assert len(paper_solved) == 43
-    assert len(faithful_ok) == 43
-    assert len(within) >= 41
-    assert len(exact) >= 36
-    assert len(unit_step) == len(faithful_ok)  # spec §16.3
-    assert len(practical_ok) >= 43
+    assert len(paper_solved) == 45
+    assert len(faithful_ok) == 45
+    assert len(within) >= 43
+    assert len(exact) >= 38
+    assert len(unit_step) == len(faithful_ok)
+    assert len(practical_ok) == len(rows) == 47
     # The paper's two failures fail here too, with the safeguard's status.
     for name in ("GOTTFR", "PRICE4NE"):
         sol = _run(get_problem(name), FAITHFUL)
@@ -155,7 +150,7 @@ ALPHAS_HS6 = [0.125, 0.125, 0.125, 0.125, 0.25, 0.25, 0.5, 1.0, 1.0]
 
 
 def _faithful(linear_solver):
-    return ExactAugmentedLagrangianNewton(linear_solver=linear_solver)
+    return ExactAugmentedLagrangianNewton(kkt_solver=IterativeKKTSolver(linear_solver))
 
 
 GV = _faithful(GaussianSketchProject(rtol=0.0, atol=1e-10))
@@ -172,7 +167,7 @@ GV = _faithful(GaussianSketchProject(rtol=0.0, atol=1e-10))
     ids=["gaussian", "kaczmarz-uniform", "block", "normal-nystrom"],
 )
 def test_sketch_inner_solver_reproduces_lu_trajectory(linear_solver):
-    """Spec §8/§16.2: under the faithful accuracy condition the sketched inner solves are
+    """Under the faithful accuracy condition the sketched inner solves are
     accurate enough that the outer trajectory is the LU one (HS6 anchor)."""
     ref = _run(HS6, FAITHFUL)
     sol = _run(HS6, _faithful(linear_solver))
@@ -187,8 +182,8 @@ def test_sketch_inner_solver_reproduces_lu_trajectory(linear_solver):
 
 
 def test_gaussian_sketch_steps_and_flops():
-    """GV under the faithful test needs 10³–10⁵ steps per outer iteration (spec §8, §16.8),
-    and its flops follow the spec §9 model 4·T·N² (N = 3), plus the same safeguard work
+    """GV under the faithful test needs 10³–10⁵ steps per outer iteration, and its flops
+    follow the cost model 4·T·N² (N = 3), plus the same safeguard work
     as LU, whose per-iteration cost is (2/3)N³ + 2N²."""
     sol = _run(HS6, GV)
     ref = _run(HS6, FAITHFUL)
@@ -223,7 +218,7 @@ def test_sketch_key_reproducibility():
 
 @pytest.mark.slow
 def test_vmap_over_keys():
-    """Spec §14.2: `vmap` over seeds for multi-run statistics."""
+    """`vmap` over seeds for multi-run statistics."""
     keys = jr.split(jr.key(3), 2)
     sols = eqx.filter_vmap(lambda k: _solve(HS6, GV, k))(keys)
     assert sols.stats["num_steps"].tolist() == [9, 9]
@@ -234,7 +229,7 @@ def test_vmap_over_keys():
 
 
 def test_poisson_control_one_newton_step():
-    """Spec §11.3: convex linear-quadratic, so one exact Newton step solves it (N = 3)."""
+    """Convex linear-quadratic, so one exact Newton step solves it (N = 3)."""
     problem = poisson_control(3)
     sol = _run(problem, FAITHFUL)
     assert sol.result == pdeopt.RESULTS.successful
@@ -283,8 +278,10 @@ def test_control_preconditioner_clusters_the_kkt_spectrum(make):
 
 
 def _solve_with(problem, linear_solver, preconditioner):
+    direct = isinstance(linear_solver, lx.LU)
+    kkt = DirectKKTSolver(linear_solver) if direct else IterativeKKTSolver(linear_solver)
     solver = ExactAugmentedLagrangianNewton(
-        atol=1e-8, safeguards=PracticalSafeguards(), linear_solver=linear_solver
+        atol=1e-8, safeguards=PracticalSafeguards(), kkt_solver=kkt
     )
     return _solve(problem, solver, jr.key(0), max_steps=30, preconditioner=preconditioner)
 
@@ -349,7 +346,7 @@ def test_internal_kkt_matches_the_returned_iterate_at_large_n():
     solver = ExactAugmentedLagrangianNewton(
         atol=1e-6,
         safeguards=PracticalSafeguards(),
-        linear_solver=lx.BiCGStab(rtol=0.1, atol=0.0, max_steps=3),
+        kkt_solver=IterativeKKTSolver(lx.BiCGStab(rtol=0.1, atol=0.0, max_steps=3)),
         max_inner_steps=3,
         max_refinements=1,
     )

@@ -1,6 +1,8 @@
 """The CUTEst equality-constrained set and the application problems (spec §11)."""
 
 import math
+import pathlib
+import tomllib
 
 import equinox as eqx
 import jax
@@ -9,8 +11,8 @@ import numpy as np
 import pytest
 from helpers import kkt_residual
 
+import problems.cutest
 from problems.cutest import (
-    DROPPED,
     LIBSVM_SHAPES,
     PROBLEMS,
     ConstrainedProblem,
@@ -56,7 +58,7 @@ START_POINTS = {
     "HS100LNP": [1.0, 2.0, 0.0, 4.0, 0.0, 1.0, 1.0], "GOTTFR": [0.5, 0.5],
     "HIMMELBE": [-1.2, 2.0, 0.0], "WAYSEA2NE": [1.0, 5.0], "DENSCHNCNE": [2.0, 3.0],
     "DENSCHNFNE": [2.0, 0.0], "HIMMELBC": [1.0, 1.0], "PRICE4NE": [1.0, 5.0],
-    "BT2": [10.0] * 3,
+    "BT2": [10.0] * 3, "BA-L1SP": [0.0] * 57,
     # t_i (t_i - 1), t_i = i / 11 (MGH problems 28 and 29, N = 10); INTEQNE adds x_0 = x_11 = 0.
     "MOREBVNE": [i / 11 * (i / 11 - 1.0) for i in range(1, 11)],
     "INTEQNE": [0.0] + [i / 11 * (i / 11 - 1.0) for i in range(1, 11)] + [0.0],
@@ -142,22 +144,16 @@ def _newton_on_constraints(problem: ConstrainedProblem, x):
 
 
 def test_registry_matches_the_table():
-    implemented = set(PROBLEMS)
-    assert implemented | set(DROPPED) == set(TABLE)
-    assert not implemented & set(DROPPED)
-    assert len(PROBLEMS) == 45
-    # Same order as the table.
-    assert list(PROBLEMS) == [name for name in TABLE if name not in DROPPED]
-    for name, info in DROPPED.items():
-        assert (info["n"], info["m"]) == TABLE[name]
+    # All 47 problems of the paper's table, in its order.
+    assert list(PROBLEMS) == list(TABLE)
+    assert len(PROBLEMS) == 47
 
 
 def test_get_problem_errors():
     assert get_problem("bt9").name == "BT9"
+    assert get_problem("ba-l1").name == "BA-L1"
     with pytest.raises(KeyError, match="HS6.*BT2"):
         get_problem("HS999")
-    with pytest.raises(KeyError, match="not implemented"):
-        get_problem("BA-L1")
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -225,6 +221,131 @@ def test_ne_problems_without_closed_form_solve_by_newton(name):
     x, res = _newton_on_constraints(problem, jnp.asarray(problem.y0))
     assert float(res) < 1e-10
     assert float(jnp.linalg.norm(x - problem.y0)) > 1e-3
+
+
+# ----------------------------------------------------------------------- bundle adjustment
+
+# BA-L1.SIF's CONSTANTS: the observed (u, v) of the point in images 1, 2, 4, 27, 30, 37.
+BA_OBSERVATIONS = [
+    [-332.65, 262.09], [-199.76, 166.7], [-253.06, 202.27], [58.13, 271.89], [238.22, 237.37],
+    [317.55, 221.15],
+]  # fmt: skip
+
+
+def _hat(v):
+    """The matrix of v x (.)."""
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+def _ba_l1_reference(x, typo=True):
+    """BA-L1's residuals with the rotation as a matrix, R = cos t I + sin t [e]x + (1 - cos t)
+    e e^T (t = |w|, e = w / t), or I + [w]x for t^2 <= eps as in the SIF; `typo`: row 2 of
+    e e^T is e1 e^T, as in the SIF's Fortran."""
+    x = np.asarray(x)
+    point, residuals = x[:3], []
+    for cam, obs in zip(x[3:].reshape(6, 9), BA_OBSERVATIONS, strict=True):
+        w = cam[:3]
+        theta = np.linalg.norm(w)
+        if theta**2 <= np.finfo(np.float64).eps:
+            rot = np.eye(3) + _hat(w)
+        else:
+            e = w / theta
+            outer = np.outer(e, e)
+            if typo:
+                outer[1] = e[0] * e
+            rot = np.cos(theta) * np.eye(3) + np.sin(theta) * _hat(e) + (1 - np.cos(theta)) * outer
+        c = rot @ point + cam[3:6]
+        d = -c[:2] / c[2]
+        s = d @ d
+        residuals.extend(cam[8] * (1.0 + cam[6] * s + cam[7] * s**2) * d - obs)
+    return np.array(residuals)
+
+
+def _ba_l1sp_reference(x):
+    """BA-L1SP's residuals as the SIF writes them: c_i = a_i . x + sum_{j <= k} W_ijk P_jk(x)
+    - b_i, P_jj = x_j^2 / 2, P_jk = x_j x_k, with W_ijk = a_ij for j in S_i, any k >= j."""
+    path = pathlib.Path(problems.cutest.__file__).with_name("bundle_adjustment.toml")
+    data = tomllib.loads(path.read_text())["BA-L1SP"]
+    x = np.asarray(x)
+    elements = np.triu(np.outer(x, x)) - 0.5 * np.diag(x**2)
+    residuals = []
+    for i, (a_i, b_i) in enumerate(zip(data["a"], data["b"], strict=True)):
+        q = i // 2  # S_i: the point (x1..x3) and camera q (x_{9q+4} .. x_{9q+12}), 1-based
+        support = [0, 1, 2] + list(range(9 * q + 3, 9 * q + 12))
+        weights = np.zeros((57, 57))
+        for j, a_ij in zip(support, a_i, strict=True):
+            weights[j, j:] = a_ij
+        residuals.append(np.dot(a_i, x[support]) + np.sum(weights * elements) - b_i)
+    return np.array(residuals)
+
+
+@pytest.mark.parametrize("name, norm", [("BA-L1", 356.91422519), ("BA-L1SP", 356.91422515)])
+def test_bundle_adjustment_start_residual(name, norm):
+    # ||c(x0)|| of CUTEst's BA-L1 and of BA-L1SP (x0 = 0: ||b||), to the reported 11 digits.
+    problem = get_problem(name)
+    _, c0 = _values(problem, jnp.asarray(problem.y0))
+    np.testing.assert_allclose(jnp.linalg.norm(c0), norm, rtol=0, atol=5e-9)
+
+
+def test_ba_l1_against_rotation_matrix(getkey):
+    problem = get_problem("BA-L1")
+    x0 = problem.y0
+    # With the typo (CUTEst) and without: ||c(x0)|| = 356.914 against 19.093.
+    np.testing.assert_allclose(_values(problem, jnp.asarray(x0))[1], _ba_l1_reference(x0))
+    np.testing.assert_allclose(
+        np.linalg.norm(_ba_l1_reference(x0, typo=False)), 19.09262544, atol=5e-9
+    )
+    for _ in range(3):
+        x = x0 + 0.01 * np.asarray(jax.random.normal(getkey(), (57,)))
+        np.testing.assert_allclose(
+            _values(problem, jnp.asarray(x))[1], _ba_l1_reference(x), rtol=1e-10
+        )
+    # Rotation vectors below sqrt(eps) take the first-order rotation; derivatives stay finite.
+    x = x0.copy()
+    x[3:6], x[12:15] = 0.0, 1e-9
+    np.testing.assert_allclose(_values(problem, jnp.asarray(x))[1], _ba_l1_reference(x), rtol=1e-10)
+    assert bool(jnp.all(jnp.isfinite(_kkt(problem, jnp.asarray(x))[3])))
+
+
+def test_ba_l1sp_against_sif_elements(getkey):
+    problem = get_problem("BA-L1SP")
+    for scale in (0.0, 0.1, 1.0):
+        x = scale * np.asarray(jax.random.normal(getkey(), (57,)))
+        np.testing.assert_allclose(
+            _values(problem, jnp.asarray(x))[1], _ba_l1sp_reference(x), rtol=1e-12, atol=1e-9
+        )
+    # BA-L1SP's data are BA-L1's Jacobian and residuals at x0 (SIF data to 8-11 digits).
+    ba_l1 = get_problem("BA-L1")
+    x0 = jnp.asarray(ba_l1.y0)
+    jac_sp, jac = _kkt(problem, jnp.zeros(57))[3], _kkt(ba_l1, x0)[3]
+    assert float(jnp.max(jnp.abs(jac - jac_sp)) / jnp.max(jnp.abs(jac))) < 1e-7
+    np.testing.assert_allclose(_values(ba_l1, x0)[1], _values(problem, jnp.zeros(57))[1], atol=1e-5)
+
+
+@eqx.filter_jit
+def _gauss_newton(problem: ConstrainedProblem, x):
+    """Ten minimum-norm Gauss-Newton steps x - J^+ c from x; ||c|| at x and after each."""
+
+    def step(x, _):
+        c = problem.constraint_fn(x, problem.args)
+        jac = jax.jacfwd(problem.constraint_fn)(x, problem.args)
+        return x - jnp.linalg.lstsq(jac, c)[0], jnp.linalg.norm(c)
+
+    x, norms = jax.lax.scan(step, x, length=10)
+    return x, jnp.append(norms, jnp.linalg.norm(problem.constraint_fn(x, problem.args)))
+
+
+@pytest.mark.parametrize("name", ["BA-L1", "BA-L1SP"])
+def test_bundle_adjustment_gauss_newton(name):
+    # Underdetermined (n = 57, m = 12) with J(x0) of full row rank, so roots exist near x0:
+    # plain Gauss-Newton reaches ||c|| < 1e-10 within 10 steps (in 5 for both, from 357).
+    problem = get_problem(name)
+    x0 = jnp.asarray(problem.y0)
+    assert np.linalg.matrix_rank(np.asarray(_kkt(problem, x0)[3])) == 12
+    x, norms = _gauss_newton(problem, x0)
+    assert float(norms[-1]) < 1e-10
+    assert float(norms[4]) > 1e-10 and float(norms[5]) < 1e-10
+    assert 0.1 < float(jnp.linalg.norm(x - x0)) < 1.0
 
 
 def test_reference_multipliers_hs6_bt9():

@@ -4,6 +4,8 @@ The catalogue of `helpers.py` (solvers × operator families × properties × dty
 full with `-m slow`; the default run is the subset `FAST`.
 """
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import jax.random as jr
@@ -18,6 +20,7 @@ from helpers import (
     catalogue,
     kkt_matrix,
     nonsymmetric_matrix,
+    spd_matrix,
     tol,
 )
 
@@ -36,7 +39,8 @@ from pdeopt.solvers import (
 F64, F32 = jnp.dtype(jnp.float64), jnp.dtype(jnp.float32)
 
 # The default run (compilation dominates: ~1 s a case): the cases the hand-written tests
-# covered, plus float32, conj and jit once each. `-m slow` runs the whole catalogue.
+# covered, plus float32 and jit once each, and conj once per solver type. `-m slow` runs the
+# whole catalogue.
 FAST = {
     *((s, "kkt", "solve", F64) for s in SOLVERS if s != "nystrom"),
     ("gaussian", "kkt_pytree", "solve", F64),
@@ -52,6 +56,10 @@ FAST = {
     ("kaczmarz_row_norm", "nonsymmetric", "transpose", F64),
     ("normal_nystrom", "nonsymmetric", "transpose", F64),
     ("gaussian", "nonsymmetric", "conj", F64),
+    ("block_count", "kkt_pytree", "conj", F64),
+    ("kaczmarz_row_norm", "nonsymmetric", "conj", F64),
+    ("nystrom", "spd", "conj", F64),
+    ("normal_nystrom", "tall", "conj", F64),
     ("kaczmarz_uniform", "kkt", "jit", F64),
 }
 
@@ -91,9 +99,17 @@ def test_nystrom_pcg_spd(getkey):
     np.testing.assert_allclose(sol.value, jnp.linalg.solve(matrix, b), rtol=1e-8)
     # Unpreconditioned `lx.CG` needs 44 steps on this system; with the preconditioner, 18.
     assert sol.stats["num_steps"] <= 25
-    with pytest.raises(ValueError, match="lx.Normal"):
-        kkt = lx.MatrixLinearOperator(kkt_matrix(getkey()), lx.symmetric_tag)
-        lx.linear_solve(kkt, b[:N], solver)
+
+
+@pytest.mark.parametrize("tags", [(), lx.symmetric_tag])
+def test_nystrom_pcg_needs_psd_tag(tags, getkey):
+    # Nonsymmetric, or symmetric indefinite (KKT): the error says what to write instead.
+    matrix = nonsymmetric_matrix(getkey()) if tags == () else kkt_matrix(getkey())
+    operator = lx.MatrixLinearOperator(matrix, tags)
+    solver = NystromPCG(rtol=1e-8, atol=0.0)
+    message = r"lx\.Normal\(NystromPCG\(\.\.\.\)\).*lx\.positive_semidefinite_tag"
+    with pytest.raises(ValueError, match=message):
+        lx.linear_solve(operator, jnp.ones(N), solver)
 
 
 @pytest.mark.parametrize("name", ["gaussian", "kaczmarz_uniform"])
@@ -142,7 +158,72 @@ def test_max_steps_reached(solver, getkey):
     operator = lx.MatrixLinearOperator(matrix @ matrix.T, lx.positive_semidefinite_tag)
     sol = lx.linear_solve(operator, jr.normal(getkey(), (N,)), solver, throw=False)
     assert sol.result == lx.RESULTS.max_steps_reached
-    assert sol.stats["num_steps"] == solver.max_steps
+    assert sol.stats["num_steps"] == sol.stats["max_steps"] == solver.max_steps
+
+
+@pytest.mark.parametrize(
+    "solver, max_steps",
+    [
+        (GaussianSketchProject(rtol=1e-8, atol=0.0), 20_000 * N),
+        (BlockSketchProject(rtol=1e-8, atol=0.0, block_size=5), 20_000 * 3),  # ⌈12/5⌉ = 3
+        (BlockSketchProject(rtol=1e-8, atol=0.0, block_size=2 * N), 20_000),
+        (RandomizedKaczmarz(rtol=1e-8, atol=0.0), 20_000 * N),
+        (NystromPCG(rtol=1e-8, atol=0.0), 10 * N),
+    ],
+)
+def test_default_max_steps(solver, max_steps, getkey):
+    # `max_steps=None`: 20 000 epochs of sketch steps, or lineax.CG's 10·N for NystromPCG.
+    operator = lx.MatrixLinearOperator(spd_matrix(getkey()), lx.positive_semidefinite_tag)
+    sol = lx.linear_solve(operator, jr.normal(getkey(), (N,)), solver)
+    assert sol.stats["max_steps"] == max_steps
+    assert 0 < sol.stats["num_steps"] < max_steps
+
+
+def _inconsistent_system(key):
+    """A rank-deficient K and a b with a component (of norm 1) outside its range."""
+    u, s, vt = jnp.linalg.svd(spd_matrix(key))
+    return (u * s.at[-1].set(0.0)) @ vt, u[:, -1] + u[:, 0]
+
+
+@pytest.mark.parametrize(
+    "solver, epoch",
+    [
+        (GaussianSketchProject(rtol=1e-8, atol=0.0), N),
+        (BlockSketchProject(rtol=1e-8, atol=0.0, block_size=4), N // 4),
+        (RandomizedKaczmarz(rtol=1e-8, atol=0.0), N),
+    ],
+)
+def test_stagnation(solver, epoch, getkey):
+    # The residual levels off at the least-squares residual, b's component outside the range
+    # of K: the solve fails with `stagnation` a few 40-epoch windows in, long before the
+    # 20 000-epoch `max_steps`.
+    matrix, b = _inconsistent_system(getkey())
+    operator = lx.MatrixLinearOperator(matrix)
+    sol = lx.linear_solve(operator, b, solver, options={"key": getkey()}, throw=False)
+    assert sol.result == lx.RESULTS.stagnation
+    assert sol.stats["num_steps"] <= 4 * 40 * epoch
+    # `stagnation_iters >= max_steps` turns the test off.
+    off = dataclasses.replace(solver, max_steps=1000, stagnation_iters=1000)
+    sol = lx.linear_solve(operator, b, off, options={"key": getkey()}, throw=False)
+    assert sol.result == lx.RESULTS.max_steps_reached
+    assert sol.stats["num_steps"] == 1000
+
+
+@pytest.mark.parametrize(
+    "make", [lambda **kw: GaussianSketchProject(**kw), lambda **kw: RandomizedKaczmarz(**kw)]
+)
+def test_norm(make, getkey):
+    # The stopping test is `norm(r) <= atol`: in the RMS norm, √N times looser than the 2-norm.
+    operator = lx.MatrixLinearOperator(nonsymmetric_matrix(getkey()))
+    b = jr.normal(getkey(), (N,))
+    key = getkey()
+    steps = {}
+    for norm in (lx.internal.two_norm, lx.internal.rms_norm):
+        solver = make(rtol=0.0, atol=1e-6, norm=norm)
+        sol = lx.linear_solve(operator, b, solver, options={"key": key})
+        assert norm(operator.mv(sol.value) - b) <= 1e-6
+        steps[norm] = sol.stats["num_steps"]
+    assert steps[lx.internal.rms_norm] < steps[lx.internal.two_norm]
 
 
 def test_block_sketch_rank_deficient(getkey):
@@ -163,6 +244,8 @@ def test_block_sketch_rank_deficient(getkey):
         lambda: GaussianSketchProject(rtol=-1.0, atol=0.0),
         lambda: GaussianSketchProject(rtol=0.0, atol=0.0),
         lambda: GaussianSketchProject(rtol=1e-8, atol=0.0, max_steps=0),
+        lambda: GaussianSketchProject(rtol=1e-8, atol=0.0, stagnation_iters=0),
+        lambda: NystromPCG(rtol=1e-8, atol=0.0, max_steps=0),
         lambda: RandomizedKaczmarz(rtol=1e-8, atol=-1.0),
         lambda: RandomizedKaczmarz(rtol=1e-8, atol=0.0, check_every=0),
         lambda: BlockSketchProject(rtol=1e-8, atol=0.0, block_size=0),

@@ -1,12 +1,15 @@
 """Numerical linear algebra and equality-constrained optimisation (no models, no PDEs)."""
 
-from ._constrained import (
-    AbstractSafeguards as AbstractSafeguards,
+from ._al_newton import ExactAugmentedLagrangianNewton as ExactAugmentedLagrangianNewton
+from ._driver import (
     ConstrainedSolution as ConstrainedSolution,
-    ExactAugmentedLagrangianNewton as ExactAugmentedLagrangianNewton,
-    FaithfulSafeguards as FaithfulSafeguards,
-    PracticalSafeguards as PracticalSafeguards,
     constrained_minimise as constrained_minimise,
+)
+from ._kkt import (
+    AbstractKKTSolver as AbstractKKTSolver,
+    DirectKKTSolver as DirectKKTSolver,
+    IterativeKKTSolver as IterativeKKTSolver,
+    KKTSystem as KKTSystem,
 )
 from ._merit import (
     AbstractMeritHessian as AbstractMeritHessian,
@@ -14,6 +17,12 @@ from ._merit import (
     ObjectiveHessian as ObjectiveHessian,
 )
 from ._nystrom import NystromPCG as NystromPCG
+from ._safeguards import (
+    AbstractSafeguards as AbstractSafeguards,
+    FaithfulSafeguards as FaithfulSafeguards,
+    PracticalSafeguards as PracticalSafeguards,
+)
+from ._search import BacktrackingArmijo as BacktrackingArmijo
 from ._sketches import (
     AbstractSketch as AbstractSketch,
     CountSketch as CountSketch,
@@ -21,6 +30,7 @@ from ._sketches import (
     SparseSignSketch as SparseSignSketch,
 )
 from ._sketching import (
+    AbstractRandomizedLinearSolver as AbstractRandomizedLinearSolver,
     AbstractSketchSolver as AbstractSketchSolver,
     BlockSketchProject as BlockSketchProject,
     GaussianSketchProject as GaussianSketchProject,

@@ -1,7 +1,6 @@
 """Equality-constrained test problems of the AdaSketch-Newton paper's experiments.
 
-- `PROBLEMS` / `get_problem`: 45 of the paper's 47 CUTEst problems (BA-L1 and
-  BA-L1SP are dropped; see `DROPPED`).
+- `PROBLEMS` / `get_problem`: the paper's 47 CUTEst problems.
 - `logistic_regression`, `synthetic_logistic_regression`,
   `breast_cancer_logistic_regression`: the paper's constrained logistic regression.
 - `poisson_control`: the paper's PDE-control problem; `semilinear_control`: its nonlinear
@@ -22,4 +21,4 @@ from ._applications import (
     synthetic_logistic_regression as synthetic_logistic_regression,
 )
 from ._problem import ConstrainedProblem as ConstrainedProblem, PaperIterations as PaperIterations
-from ._problems import DROPPED as DROPPED, PROBLEMS as PROBLEMS, get_problem as get_problem
+from ._problems import PROBLEMS as PROBLEMS, get_problem as get_problem

@@ -8,6 +8,8 @@ import equinox as eqx
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PyTree
 
+from pdeopt.solvers import ConstrainedSolution, ExactAugmentedLagrangianNewton, constrained_minimise
+
 _nan = math.nan
 
 
@@ -97,6 +99,19 @@ class ConstrainedProblem(eqx.Module):
                 "semilinear_control have one); solve it without preconditioning."
             )
         return self.kkt_preconditioner
+
+    def minimise(self, solver: ExactAugmentedLagrangianNewton, **kwargs) -> ConstrainedSolution:
+        """`constrained_minimise` of this problem from its start point (`y0`, `lambda0`,
+        `args`); `kwargs` go on to it (`max_steps`, `key`, `throw`, `preconditioner`, …)."""
+        return constrained_minimise(
+            self.objective,
+            self.constraints,
+            solver,
+            self.y0,
+            self.args,
+            lambda0=self.lambda0,
+            **kwargs,
+        )
 
     def fn(self, y: Float[ArrayLike, " n"], args: PyTree) -> Float[Array, ""]:
         """Objective value `f(y)`."""

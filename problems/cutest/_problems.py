@@ -1,6 +1,6 @@
-"""The 45 small CUTEst equality-constrained problems of the AdaSketch-Newton benchmark.
+"""The 47 small CUTEst equality-constrained problems of the AdaSketch-Newton benchmark.
 
-The paper's CUTEst table lists 47 problems. Each one here is written in JAX from
+These are the problems of the paper's CUTEst table. Each one is written in JAX from
 its published closed form (Hock & Schittkowski 1981; Boggs & Tolle 1989; Moré, Garbow &
 Hillstrom 1981; the CUTEst SIF files), with `n`, `m` and the start point exactly as in
 CUTEst. The S2MPJ Python translations of the SIF files (`GrattonToint/S2MPJ`) were read as an
@@ -19,30 +19,29 @@ Conventions:
 paper's order, read when this module is imported. This module holds the closed-form functions:
 
 - The functions of `[NAME]` are `_<name>_f` (objective) and `_<name>_c` (constraints), `<name>`
-  lower case. A CUTEst class of objective type `N` (no objective: the nonlinear equations)
-  takes `_zero` instead of `_<name>_f`. `objective = "f"` or `constraints = "c"` names another
-  function, `_f` or `_c` (BT9 and BT10 share `_minus_x1`; BT3, BT6, BT11 and MWRIGHT
-  reuse the HS functions with the same closed form).
+  lower case with `-` as `_` (`_ba_l1_c`). A CUTEst class of objective type `N` (no objective:
+  the nonlinear equations) takes `_zero` instead of `_<name>_f`. `objective = "f"` or
+  `constraints = "c"` names another function, `_f` or `_c` (BT9 and BT10 share `_minus_x1`;
+  BT3, BT6, BT11 and MWRIGHT reuse the HS functions with the same closed form).
 - `sif_class`, `m`, `y0` (the start point) and `iters` (the six `PaperIterations` columns,
   `nan` for "fail" or "not reported") are required; `solution` (`x*`), `f_star` and `notes`
   are optional.
 - `y0` and `solution` are lists of numbers, or `{ function = "f", k = v, ... }` for the
-  array `_f(k=v, ...)` (ORTHREGB, MOREBVNE, INTEQNE, MANCINONE). Closed-form numbers are
-  written as Python's shortest round-trip decimals, with their formula in a comment.
-- `dropped = "reason"`, with `n` in place of `y0` and no functions: a problem of `DROPPED`.
+  array `_f(k=v, ...)` (ORTHREGB, MOREBVNE, INTEQNE, MANCINONE, BA-L1SP). Closed-form numbers
+  are written as Python's shortest round-trip decimals, with their formula in a comment.
 
 Reading the table checks it: unknown or missing keys, a function that does not exist, a `y0`
 length or an `m` that differs from the `n`, `m` of the CUTEst class (where the class gives
 numbers, not `V`), a `solution` of another length than `y0`, anything but six counts raise a
 `ValueError` that names the problem and the key.
 
-**Dropped:** BA-L1 and BA-L1SP (bundle adjustment, n = 57, m = 12). Their SIF data are
-several thousand element coefficients (S2MPJ's `BAmL1SP.py` is about 1 MB) and BA-L1 is not
-in S2MPJ at all, so neither can be written as short constants.
-They are listed in `DROPPED` with their paper iteration counts.
+**Bundle adjustment:** BA-L1 and BA-L1SP (n = 57, m = 12) read their data (BA-L1's
+observations, BA-L1SP's 144 coefficients and 12 constants) from `bundle_adjustment.toml`,
+next to this file: the numbers of the SIF files.
 
-**Not cross-checked against S2MPJ** (absent there): SINVALNE and HIMMELBE; their formulas
-follow the published SIF descriptions (see each problem's `notes`). MANCINONE follows the
+**Not cross-checked against S2MPJ** (absent there): SINVALNE, HIMMELBE and BA-L1; their
+formulas follow the published SIF files (see each problem's `notes`). BA-L1 is checked
+against BA-L1SP, whose data are its Jacobian and residuals at x0. MANCINONE follows the
 May 2024 corrected SIF file; the paper (2023) used the earlier CUTEst version.
 """
 
@@ -546,6 +545,55 @@ def _mancinone_x0(n):
 
 
 # --------------------------------------------------------------------------------------
+# Bundle adjustment (BA-L1, BA-L1SP): one 3-D point seen by six cameras, n = 57, m = 12
+# --------------------------------------------------------------------------------------
+
+# Variables: the point P = (X, Y, Z), then for each camera the Rodrigues vector w, the
+# translation t, the radial distortion k1, k2 and the focal length f. The observations and
+# BA-L1SP's coefficients are in bundle_adjustment.toml.
+with pathlib.Path(__file__).with_name("bundle_adjustment.toml").open("rb") as _file:
+    _BA_DATA = tomllib.load(_file)
+_BA_L1_OBSERVATIONS = np.array(_BA_DATA["BA-L1"]["observations"])  # (6, 2)
+_BA_L1SP_A = np.array(_BA_DATA["BA-L1SP"]["a"])  # (12, 12)
+_BA_L1SP_B = np.array(_BA_DATA["BA-L1SP"]["b"])
+# Row i (0-based) depends on the point and on camera i // 2: its 12 columns.
+_BA_COLUMNS = np.array([[0, 1, 2, *range(3 + 9 * (i // 2), 12 + 9 * (i // 2))] for i in range(12)])
+
+
+def _ba_l1_c(x, args):
+    # Residuals f (1 + k1 s + k2 s^2) d - (u, v), d = -(c1, c2) / c3, s = |d|^2, of the camera
+    # coordinates c = R(w) P + t, R(w) P = P cos th + (e x P) sin th + e (e . P)(1 - cos th),
+    # th = |w|, e = w / th. As CUTEst evaluates it, the SIF's Fortran adds e1 (e . P)(1 - cos th)
+    # to c2 (Rodrigues: e2); for th^2 <= eps it takes R(w) P = P + w x P.
+    point, cams = x[:3], x[3:].reshape(6, 9)
+    w, t, k1, k2, f = cams[:, :3], cams[:, 3:6], cams[:, 6], cams[:, 7], cams[:, 8]
+    th2 = jnp.sum(w**2, axis=1, keepdims=True)
+    small = th2 <= jnp.finfo(jnp.result_type(x)).eps
+    th = jnp.sqrt(jnp.where(small, 1.0, th2))
+    e = w / th
+    e_sif = e[:, np.array([0, 0, 2])]  # the typo: e1 in the y coordinate
+    p = (e @ point)[:, None] * (1.0 - jnp.cos(th))
+    rotated = jnp.cos(th) * point + jnp.sin(th) * jnp.cross(e, point) + e_sif * p
+    c = jnp.where(small, point + jnp.cross(w, point), rotated) + t
+    d = -c[:, :2] / c[:, 2:]
+    s = jnp.sum(d**2, axis=1)
+    return ((f * (1.0 + k1 * s + k2 * s**2))[:, None] * d - _BA_L1_OBSERVATIONS).ravel()
+
+
+def _ba_l1sp_c(x, args):
+    # c_i = sum_{j in S_i} a_ij x_j (1 + x_j / 2 + sum_{k > j} x_k) - b_i, S_i = _BA_COLUMNS[i]:
+    # the SIF gives a_ij to the linear term x_j and to the elements x_j^2 / 2 and x_j x_k, k > j.
+    after = jnp.cumsum(x[::-1])[::-1] - x  # sum_{k > j} x_k
+    z = x * (1.0 + 0.5 * x + after)
+    return jnp.sum(_BA_L1SP_A * z[_BA_COLUMNS], axis=1) - _BA_L1SP_B
+
+
+def _ba_l1sp_x0() -> np.ndarray:
+    # BA-L1SP.SIF has no START POINT: the SIF default 0.
+    return np.zeros(57)
+
+
+# --------------------------------------------------------------------------------------
 # The registry: the paper's table, read from problems.toml
 # --------------------------------------------------------------------------------------
 
@@ -580,7 +628,6 @@ def _make(
 _TABLE = pathlib.Path(__file__).with_name("problems.toml")
 _PROBLEM_KEYS = ("sif_class", "y0", "m", "iters")
 _OPTIONAL_KEYS = ("objective", "constraints", "solution", "f_star", "notes")
-_DROPPED_KEYS = ("sif_class", "n", "m", "iters", "dropped")
 
 
 class _Entry:
@@ -682,7 +729,7 @@ def _problem_spec(entry: _Entry) -> dict:
     entry.check_size("y0", "n", len(y0))
     m = entry.integer("m")
     entry.check_size("m", "m", m)
-    lower = entry.name.lower()
+    lower = entry.name.lower().replace("-", "_")
     # CUTEst objective type N: no objective (the nonlinear equations).
     objective = "zero" if sif_class.startswith("N") else f"{lower}_f"
     spec = dict(
@@ -705,42 +752,17 @@ def _problem_spec(entry: _Entry) -> dict:
     return spec
 
 
-def _dropped_spec(entry: _Entry) -> dict:
-    """`DROPPED`'s entry for a problem the table marks `dropped`."""
-    entry.check_keys(_DROPPED_KEYS)
-    n, m = entry.integer("n"), entry.integer("m")
-    entry.check_size("n", "n", n)
-    entry.check_size("m", "m", m)
-    return dict(
-        n=n,
-        m=m,
-        sif_class=entry.string("sif_class"),
-        iters=entry.iters(),
-        reason=entry.string("dropped"),
-    )
-
-
-def _read_table(path: pathlib.Path) -> tuple[dict[str, dict], dict[str, dict]]:
-    """`(specs, dropped)` from the table, each in the file's order (the paper's)."""
+def _read_table(path: pathlib.Path) -> dict[str, dict]:
+    """The problems' specs from the table, in the file's order (the paper's)."""
     with path.open("rb") as f:
         try:
             table = tomllib.load(f)
         except tomllib.TOMLDecodeError as e:
             raise ValueError(f"{path}: {e}.") from e
-    specs, dropped = {}, {}
-    for name, row in table.items():
-        entry = _Entry(path, name, row)
-        if "dropped" in row:
-            dropped[name] = _dropped_spec(entry)
-        else:
-            specs[name] = _problem_spec(entry)
-    return specs, dropped
+    return {name: _problem_spec(_Entry(path, name, row)) for name, row in table.items()}
 
 
-_SPECS, _DROPPED = _read_table(_TABLE)
-
-DROPPED: dict[str, dict] = _DROPPED
-"""The two §11.1 problems not implemented, with the reason and the paper's counts."""
+_SPECS = _read_table(_TABLE)
 
 PROBLEMS: dict[str, Callable[[], ConstrainedProblem]] = {
     name: ft.partial(_make, name, **spec) for name, spec in _SPECS.items()
@@ -761,11 +783,9 @@ def get_problem(name: str) -> ConstrainedProblem:
 
     **Raises:**
 
-    `KeyError` naming the valid problems; a separate message for the dropped BA-L1 problems.
+    `KeyError` naming the valid problems.
     """
     key = name.upper()
     if key in PROBLEMS:
         return PROBLEMS[key]()
-    if key in DROPPED:
-        raise KeyError(f"CUTEst problem {name!r} is not implemented: {DROPPED[key]['reason']}.")
     raise KeyError(f"Unknown CUTEst problem {name!r}; valid names are: {', '.join(PROBLEMS)}.")
