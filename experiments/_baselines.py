@@ -32,7 +32,13 @@ import numpy as np
 
 from experiments._report import time_alternating, time_once
 from pdeopt import RESULTS
-from pdeopt.solvers import DirectKKTSolver, ExactAugmentedLagrangianNewton, constrained_minimise
+from pdeopt.solvers import (
+    AbstractKKTSolver,
+    DirectKKTSolver,
+    ExactAugmentedLagrangianNewton,
+    IterativeKKTSolver,
+    constrained_minimise,
+)
 from problems.cutest import ConstrainedProblem
 
 INSTALL_HINT = 'pip install -e ".[bench]"'
@@ -193,6 +199,16 @@ def dynamic_hyperparameters(
             for v in (solver.mu0, solver.nu0, solver.delta0, solver.beta)
         ),
     )
+
+
+def kkt_solver(
+    linear_solver: lx.AbstractLinearSolver, matvecs_per_step: int = 1
+) -> AbstractKKTSolver:
+    """The benchmarks' KKT solver for `linear_solver`: `DirectKKTSolver` for `lx.LU()` (their
+    only direct solver), else `IterativeKKTSolver`."""
+    if isinstance(linear_solver, lx.LU):
+        return DirectKKTSolver(linear_solver)
+    return IterativeKKTSolver(linear_solver, matvecs_per_step=matvecs_per_step)
 
 
 def pdeopt_solve(

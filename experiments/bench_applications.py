@@ -30,11 +30,9 @@ import lineax as lx  # noqa: E402
 from experiments import _baselines as B  # noqa: E402
 from experiments._report import fmt, markdown_table, print_fingerprint  # noqa: E402
 from pdeopt.solvers import (  # noqa: E402
-    DirectKKTSolver,
     ExactAugmentedLagrangianNewton,
     FaithfulSafeguards,
     GaussianSketchProject,
-    IterativeKKTSolver,
     RandomizedKaczmarz,
 )
 from problems.cutest import (  # noqa: E402
@@ -55,12 +53,6 @@ PAPER_LOGREG = {
     "w8a": "9 / 9",
 }
 PAPER_POISSON = {"GV": "4 (KKT 1.7e-5)", "RK": "3 (KKT 4.1e-6)", "LU": "—"}
-
-
-def _kkt(linear_solver):
-    if isinstance(linear_solver, lx.LU):
-        return DirectKKTSolver(linear_solver)
-    return IterativeKKTSolver(linear_solver)
 
 
 def linear_solvers(gv_max_inner_steps):
@@ -130,7 +122,9 @@ def main(argv=None):
             if label == "GV" and num > args.gv_max_rows:
                 continue
             solver = ExactAugmentedLagrangianNewton(
-                kkt_solver=_kkt(linear_solver), safeguards=logreg_safeguards, max_inner_steps=cap
+                kkt_solver=B.kkt_solver(linear_solver),
+                safeguards=logreg_safeguards,
+                max_inner_steps=cap,
             )
             results[label] = B.pdeopt_solve(
                 problem, solver, label=label, seed=args.seed, max_steps=args.max_steps
@@ -165,7 +159,7 @@ def main(argv=None):
     rows = []
     for label, (linear_solver, _) in solvers.items():
         solver = ExactAugmentedLagrangianNewton(
-            kkt_solver=_kkt(linear_solver), max_inner_steps=1_000_000
+            kkt_solver=B.kkt_solver(linear_solver), max_inner_steps=1_000_000
         )
         r = B.pdeopt_solve(problem, solver, label=label, seed=args.seed, max_steps=args.max_steps)
         inner = "—" if label == "LU" else f"{int(r.extra['num_inner_steps'])}"

@@ -33,11 +33,9 @@ import numpy as np  # noqa: E402
 from experiments import _baselines as B  # noqa: E402
 from experiments._report import fmt, markdown_table, print_fingerprint  # noqa: E402
 from pdeopt.solvers import (  # noqa: E402
-    DirectKKTSolver,
     ExactAugmentedLagrangianNewton,
     FaithfulSafeguards,
     GaussianSketchProject,
-    IterativeKKTSolver,
     PracticalSafeguards,
     RandomizedKaczmarz,
 )
@@ -84,11 +82,12 @@ def inner_solvers(max_inner_steps: int) -> dict[str, lx.AbstractLinearSolver]:
 
 
 def outer_solver(mode: str, linear_solver, max_inner_steps: int, **hyper):
-    direct = isinstance(linear_solver, lx.LU)
-    kkt = DirectKKTSolver(linear_solver) if direct else IterativeKKTSolver(linear_solver)
     safeguards = FaithfulSafeguards() if mode == "faithful" else PracticalSafeguards()
     return ExactAugmentedLagrangianNewton(
-        kkt_solver=kkt, safeguards=safeguards, max_inner_steps=max_inner_steps, **hyper
+        kkt_solver=B.kkt_solver(linear_solver),
+        safeguards=safeguards,
+        max_inner_steps=max_inner_steps,
+        **hyper,
     )
 
 

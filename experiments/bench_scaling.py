@@ -69,10 +69,8 @@ from experiments._report import (  # noqa: E402
 from pdeopt.solvers import (  # noqa: E402
     AbstractKKTSolver,
     BlockSketchProject,
-    DirectKKTSolver,
     ExactAugmentedLagrangianNewton,
     GaussianSketchProject,
-    IterativeKKTSolver,
     NystromPCG,
     PracticalSafeguards,
 )
@@ -135,15 +133,15 @@ def casadi_model(kind: str, n: int):
 
 
 def kkt_solver(label: str, args) -> AbstractKKTSolver:
-    if label == "LU":
-        return DirectKKTSolver(lx.LU())
     matvecs = 2 if label.startswith("NYSTROM") else 1
-    return IterativeKKTSolver(linear_solver(label, args), matvecs_per_step=matvecs)
+    return B.kkt_solver(linear_solver(label, args), matvecs_per_step=matvecs)
 
 
 def linear_solver(label: str, args) -> lx.AbstractLinearSolver:
     # Tolerances are placeholders: the outer solver sets them from its accuracy condition.
     steps = args.max_inner_steps
+    if label == "LU":
+        return lx.LU()
     if label == "GMRES":
         return lx.GMRES(rtol=0.1, atol=0.0, restart=50, max_steps=steps)
     if label == "GMRES+P":

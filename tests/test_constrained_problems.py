@@ -21,9 +21,9 @@ import pytest
 from helpers import kkt_norm, kkt_residual
 
 import pdeopt
+from experiments import _baselines as B
 from pdeopt.solvers import (
     BlockSketchProject,
-    DirectKKTSolver,
     ExactAugmentedLagrangianNewton,
     GaussianSketchProject,
     IterativeKKTSolver,
@@ -278,10 +278,8 @@ def test_control_preconditioner_clusters_the_kkt_spectrum(make):
 
 
 def _solve_with(problem, linear_solver, preconditioner):
-    direct = isinstance(linear_solver, lx.LU)
-    kkt = DirectKKTSolver(linear_solver) if direct else IterativeKKTSolver(linear_solver)
     solver = ExactAugmentedLagrangianNewton(
-        atol=1e-8, safeguards=PracticalSafeguards(), kkt_solver=kkt
+        atol=1e-8, safeguards=PracticalSafeguards(), kkt_solver=B.kkt_solver(linear_solver)
     )
     return _solve(problem, solver, jr.key(0), max_steps=30, preconditioner=preconditioner)
 
