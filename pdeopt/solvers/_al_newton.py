@@ -267,7 +267,7 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
         result = RESULTS.where(a.singular, RESULTS.singular_jacobian, result)
         failed = result != RESULTS.successful
         infeasible = (c_norm > st.tolerance) & self.safeguards.infeasible(
-            c_norm, jnp.linalg.norm(vjp_c(c)), failed
+            c_norm, lambda: jnp.linalg.norm(vjp_c(c)), failed
         )
         result = RESULTS.where(infeasible, RESULTS.locally_infeasible, result)
         ok = result == RESULTS.successful

@@ -72,10 +72,11 @@ class AbstractSafeguards(eqx.Module):
         return jnp.array(False), zero, zero
 
     def infeasible(
-        self, c_norm: _Scalar, gtc_norm: _Scalar, failed: Bool[Array, ""]
+        self, c_norm: _Scalar, gtc_norm: Callable[[], _Scalar], failed: Bool[Array, ""]
     ) -> Bool[Array, ""]:
         """Whether a step that `failed` (or not) stopped at a stationary point of ‖c‖² with
-        c ≠ 0, given ‖c‖ > the solver's tolerance and ‖Gᵀc‖."""
+        c ≠ 0, given ‖c‖ > the solver's tolerance and `gtc_norm()` = ‖Gᵀc‖ (a VJP, so called
+        only when needed)."""
         return jnp.array(False)
 
 
@@ -217,4 +218,5 @@ class PracticalSafeguards(AbstractSafeguards):
         return redo, shift, jnp.where(failed, self.dual_regularization, zero)
 
     def infeasible(self, c_norm, gtc_norm, failed):
-        return failed & (gtc_norm <= self.infeasibility_tol * c_norm)
+        stationary = lambda: gtc_norm() <= self.infeasibility_tol * c_norm
+        return lax.cond(failed, stationary, lambda: jnp.array(False))
