@@ -27,7 +27,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     jax.config.update("jax_enable_x64", True)
     from pdeopt.data import relative_l2
     from pdeopt.models import parameter_count
-    from pdeopt.training import PhysicsLoss, fit, predict, save_checkpoint, save_json
+    from pdeopt.training import (
+        PhysicsLoss,
+        TrainingError,
+        fit,
+        predict,
+        save_checkpoint,
+        save_json,
+    )
 
     wall_start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -59,30 +66,38 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     eval_key = jr.fold_in(jr.key(cfg.seed), 1)
     eval_batch = cfg.train.eval_batch_size
 
-    def evaluate(model) -> dict[str, float]:
-        pred, _ = predict(test_loss.predict_one, model, test_conditions, eval_key, eval_batch)
-        errors = np.asarray(per_sample_error(pred.astype(test_solutions.dtype), test_solutions))
-        return {"test_rel_l2": float(errors.mean()), "test_rel_l2_std": float(errors.std())}
+    def test_predictions(model):
+        pred, stats = predict(test_loss.predict_one, model, test_conditions, eval_key, eval_batch)
+        pred = np.asarray(pred, np.float64)
+        errors = np.asarray(per_sample_error(jnp.asarray(pred), test_solutions))
+        return pred, test_metrics(errors, stats)
 
     log.info("Model: %s with %d parameters", type(model).__name__, parameter_count(model))
-    model, history = fit(
-        model,
-        loss,
-        optimizer,
-        jnp.asarray(train_set.conditions),
-        steps=cfg.train.steps,
-        batch_size=cfg.train.batch_size,
-        key=train_key,
-        evaluate=evaluate,
-        eval_every=cfg.train.eval_every,
-        progress=cfg.train.progress,
-    )
+    try:
+        model, history = fit(
+            model,
+            loss,
+            optimizer,
+            jnp.asarray(train_set.conditions),
+            steps=cfg.train.steps,
+            batch_size=cfg.train.batch_size,
+            key=train_key,
+            evaluate=lambda model: scalars(test_predictions(model)[1]),
+            eval_every=cfg.train.eval_every,
+            log_every=cfg.train.log_every,
+            max_failure_rate=cfg.train.max_failure_rate,
+            failure_patience=cfg.train.failure_patience,
+            progress=cfg.train.progress,
+        )
+    except TrainingError as error:
+        # A failed run leaves its record, marked failed, and no model.
+        failed = {"status": "failed", "error": str(error), "step": error.step}
+        save_json(run_dir / "metrics.json", failed | {"history": error.history})
+        raise
 
-    pred, _ = predict(test_loss.predict_one, model, test_conditions, eval_key, eval_batch)
-    pred = np.asarray(pred, dtype=np.float64)
+    pred, metrics = test_predictions(model)
     report = predict(test_loss.report_one, model, test_conditions, eval_key, eval_batch)
     report = {k: float(np.mean(v)) for k, v in report.items()}
-    errors = np.asarray(per_sample_error(jnp.asarray(pred), test_solutions))
     reference = np.asarray(test_solutions)
     batch_level = float(np.linalg.norm(pred - reference) / np.linalg.norm(reference))
     names = axis_names(reference.shape[1:], test_set.conditions.shape[1:])
@@ -91,9 +106,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     )
     save_checkpoint(run_dir / "model.eqx", model)
     metrics = {
-        "test_rel_l2": float(errors.mean()),
-        "test_rel_l2_std": float(errors.std()),
-        "test_rel_l2_per_sample": errors.tolist(),
+        "status": "ok",
+        **metrics,
         "test_rel_l2_batch_level": batch_level,
         "test_seeds": list(test_set.seeds),
         "constraint_report": report,
@@ -103,14 +117,55 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "history": history,
     }
     save_json(run_dir / "metrics.json", metrics)
-    print(format_report(report, len(errors)))
+    print(format_report(report, len(pred)))
     print(f"run_dir={run_dir}")
-    print(
+    print(final_line(metrics))
+    return metrics
+
+
+def test_metrics(errors: np.ndarray, stats) -> dict:
+    """Test-set metrics from per-sample relative L2 errors and the constraint's statistics
+    (`None`: no solves): the error over all samples, the fraction of samples with an
+    unconverged solve (any expert), and the error over the converged samples only."""
+    converged = np.ones(len(errors), bool)
+    if stats is not None:
+        converged = np.asarray(stats.converged).reshape(len(errors), -1).all(axis=1)
+    ok = errors[converged]
+    return {
+        "test_rel_l2": float(errors.mean()),
+        "test_rel_l2_std": float(errors.std()),
+        "test_rel_l2_per_sample": errors.tolist(),
+        "test_converged_per_sample": converged.tolist(),
+        "test_unconverged_fraction": float(1.0 - converged.mean()),
+        # None when no test solve converged: there is no such error to report.
+        "test_rel_l2_converged": float(ok.mean()) if ok.size else None,
+        "test_rel_l2_converged_std": float(ok.std()) if ok.size else None,
+    }
+
+
+def scalars(metrics: dict) -> dict:
+    """The scalar entries of `metrics` (what the training history records)."""
+    return {k: v for k, v in metrics.items() if isinstance(v, float)}
+
+
+def final_line(metrics: dict) -> str:
+    """The run's last line: the test error, the unconverged solves and the error without
+    them, the throughput and the wall time."""
+    num = len(metrics["test_rel_l2_per_sample"])
+    unconverged = round(metrics["test_unconverged_fraction"] * num)
+    converged = metrics["test_rel_l2_converged"]
+    converged = (
+        "n/a (no test solve converged)"
+        if converged is None
+        else f"{converged:.4e} ± {metrics['test_rel_l2_converged_std']:.2e}"
+    )
+    return (
         f"test_rel_l2={metrics['test_rel_l2']:.4e} ± {metrics['test_rel_l2_std']:.2e} "
-        f"(per-sample mean ± std over {len(errors)} test samples; "
+        f"unconverged={unconverged}/{num} ({metrics['test_unconverged_fraction']:.1%}) "
+        f"test_rel_l2_converged={converged} "
+        f"(per-sample mean ± std over {num} test samples; "
         f"steps/s={metrics['steps_per_s']:.1f}; wall={metrics['wall_time_s']:.0f}s)"
     )
-    return metrics
 
 
 def build_model(cfg_model: DictConfig, pde, in_channels: int, constraint, key):

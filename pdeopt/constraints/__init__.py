@@ -1,6 +1,10 @@
 """Constraints: the PDE interface, soft penalties, and the hard-constraint layer."""
 
-from ._base import AbstractConstraint as AbstractConstraint, SolveStats as SolveStats
+from ._base import (
+    AbstractConstraint as AbstractConstraint,
+    SolveStats as SolveStats,
+    all_finite as all_finite,
+)
 from ._blocks import Boundary as Boundary, initial_condition as initial_condition
 from ._derivatives import (
     AbstractDerivatives as AbstractDerivatives,

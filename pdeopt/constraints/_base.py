@@ -4,6 +4,7 @@ import abc
 from collections.abc import Mapping
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
@@ -57,6 +58,12 @@ class AbstractConstraint(eqx.Module):
     @abc.abstractmethod
     def num_outputs(self) -> int:
         """Number of basis fields the model must emit."""
+
+    @property
+    def skips_failures(self) -> bool:
+        """Whether a sample whose solve fails, or whose input or basis is non-finite, is left
+        out of the training loss and counted (True), or raises (False)."""
+        return False
 
     @abc.abstractmethod
     def __call__(
@@ -136,6 +143,12 @@ def check_weights(owner: str, weights: Mapping[str, float] | None) -> None:
     for name, w in (weights or {}).items():
         if isinstance(w, (int, float)) and w < 0:
             raise ValueError(f"{owner} weight '{name}' must be >= 0, got {w}.")
+
+
+def all_finite(tree: PyTree[Array]) -> Bool[Array, ""]:
+    """Whether every entry of every array in `tree` is finite."""
+    leaves = jax.tree.leaves(tree)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in leaves]))
 
 
 def rms(x: Array, mask: Array | None = None) -> Array:

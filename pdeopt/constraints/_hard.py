@@ -16,6 +16,7 @@ from .._results import RESULTS
 from ._base import (
     AbstractConstraint,
     SolveStats,
+    all_finite,
     assemble,
     augment,
     check_names,
@@ -268,6 +269,10 @@ class HardConstraint(AbstractConstraint):
     def num_outputs(self) -> int:
         return self.num_basis
 
+    @property
+    def skips_failures(self) -> bool:
+        return not self.throw
+
     def partition(self, pde: AbstractPDE) -> Partition:
         """The partition of the PDE's grid into experts (one block when `parts` is None)."""
         grid = pde.grid
@@ -293,15 +298,21 @@ class HardConstraint(AbstractConstraint):
                 "Hard-constraint solves run in float64: call "
                 'jax.config.update("jax_enable_x64", True) before building arrays.'
             )
-        finite = jnp.all(jnp.isfinite(output))
+        condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
+        finite = all_finite((output, condition))
         if self.throw:
             output = eqx.error_if(
                 output,
                 ~finite,
-                "The model emitted non-finite basis values (NaN/inf) before the hard "
-                "constraint; check the model and the learning rate.",
+                "The model emitted non-finite basis values (NaN/inf), or the condition is "
+                "non-finite, before the hard constraint; check the data, the model and the "
+                "learning rate, or set constraint.throw=false to skip and count such samples.",
             )
-        condition = jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), condition)
+        else:
+            # Masked before the solve and its implicit adjoint: a zero basis and condition pose a
+            # well-conditioned (ridge) problem, whose weights are discarded (`finite` is False).
+            output = jnp.where(finite, output, 0.0)
+            condition = jax.tree.map(lambda a: jnp.where(finite, a, 0.0), condition)
         basis = pde.derivatives.basis(pde, output.astype(jnp.float64), condition)
         if basis.num_basis != self.num_basis:
             raise ValueError(

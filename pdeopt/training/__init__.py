@@ -6,6 +6,8 @@ from ._checkpoint import (
     save_json as save_json,
 )
 from ._loop import (
+    NonFiniteError as NonFiniteError,
+    TrainingError as TrainingError,
     balanced_train_step as balanced_train_step,
     fit as fit,
     predict as predict,

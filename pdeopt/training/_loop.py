@@ -29,11 +29,13 @@ def train_step(model, opt_state, loss_fn, optimizer, batch, key):
     - `optimizer`: an `optax.GradientTransformation`.
     - `batch`, `key`: the batch and a PRNG key for the loss.
 
-    **Returns:** `(model, opt_state, loss, aux)`.
+    **Returns:** `(model, opt_state, loss, aux)`, with `aux` extended by the gradient's global
+    norm `grad_norm`.
     """
     (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch, key)
     params = eqx.filter(model, eqx.is_inexact_array)
     updates, opt_state = optimizer.update(grads, opt_state, params)
+    aux = dict(aux) | {"grad_norm": optax.tree.norm(grads)}
     return eqx.apply_updates(model, updates), opt_state, loss, aux
 
 
@@ -66,7 +68,7 @@ def balanced_train_step(
     - `update`: whether to update the weights at this step (a Python bool).
 
     **Returns:** `(model, opt_state, weights, loss, aux)`, with `aux` extended by the weights
-    used for the step as `weight_<name>`.
+    used for the step as `weight_<name>` and the gradient's global norm `grad_norm`.
     """
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
@@ -94,7 +96,23 @@ def balanced_train_step(
     loss = sum(weights[name] * aux[name] for name in weights)
     updates, opt_state = optimizer.update(grads, opt_state, params)
     aux = dict(aux) | {f"weight_{name}": w for name, w in weights.items()}
+    aux["grad_norm"] = optax.tree.norm(grads)
     return eqx.apply_updates(model, updates), opt_state, weights, loss, aux
+
+
+class TrainingError(RuntimeError):
+    """Training stopped because it cannot go on usefully (non-finite loss or gradient, or too
+    many failed constraint solves). `step` is the step it stopped at, `history` the records
+    logged until then (what `fit` would have returned)."""
+
+    def __init__(self, message: str, step: int, history: list[dict[str, float]]):
+        super().__init__(message)
+        self.step = step
+        self.history = history
+
+
+class NonFiniteError(TrainingError, FloatingPointError):
+    """The training loss or its gradient became NaN or infinite."""
 
 
 def fit(
@@ -108,16 +126,29 @@ def fit(
     key: PRNGKeyArray,
     evaluate: Callable[[eqx.Module], Mapping[str, float]] | None = None,
     eval_every: int = 0,
+    log_every: int = 10,
+    max_failure_rate: float = 0.5,
+    failure_patience: int = 10,
     progress: bool = True,
 ) -> tuple[eqx.Module, list[dict[str, float]]]:
     """Train `model` on minibatches of `data` and evaluate periodically.
 
-    Each step draws `batch_size` samples without replacement (with replacement only if the
-    data set is smaller than the batch). When `loss_fn` is a `PhysicsLoss` with a
-    `SoftConstraint` whose `balancing` is set, the loss weights are adapted during training
-    (`balanced_train_step`, starting from the constraint's `loss_weights`) and recorded in
-    the history as `weight_<name>`; otherwise every step is `train_step`. A non-finite loss
-    stops training with `FloatingPointError` naming the step; nothing is silently skipped.
+    Each step draws `batch_size` distinct samples (`batch_size` must not exceed the number of
+    samples). When `loss_fn` is a `PhysicsLoss` with a `SoftConstraint` whose `balancing` is
+    set, the loss weights are adapted during training (`balanced_train_step`, starting from
+    the constraint's `loss_weights`) and recorded in the history as `weight_<name>`;
+    otherwise every step is `train_step`.
+
+    Nothing fails silently:
+
+    - a non-finite loss or gradient raises `NonFiniteError` naming the step;
+    - samples the loss leaves out (the `failed_fraction` term of `PhysicsLoss`: failed or
+        non-finite constraint solves) are recorded in the history; when more than
+        `max_failure_rate` of a step's samples fail for `failure_patience` consecutive steps,
+        `TrainingError` stops the run (a model trained on the few samples that converge, or
+        on none, is not a result).
+
+    Both errors carry the history logged so far.
 
     **Arguments:**
 
@@ -128,18 +159,32 @@ def fit(
     - `evaluate`: called with the model every `eval_every` steps and after the last step;
         returns metrics to record.
     - `eval_every`: evaluation period in steps (0: only at the end).
+    - `log_every`: period in steps of the history's records of the loss, its terms and the
+        failure statistics (0: only at evaluations and at the end).
+    - `max_failure_rate`, `failure_patience`: the stopping rule above (`max_failure_rate=1`
+        never stops).
     - `progress`: show a progress bar with the loss and steps/s.
 
-    **Returns:** the trained model and the history (one dict per evaluation, with `step`,
-    `loss`, the loss terms and the evaluation metrics).
+    **Returns:** the trained model and the history (one dict per logged step, with `step`,
+    `loss`, the loss terms, `grad_norm` and, at evaluations, the evaluation metrics).
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"train.steps must be a positive integer, got {steps!r}.")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"train.batch_size must be a positive integer, got {batch_size!r}.")
-    if not isinstance(eval_every, int) or eval_every < 0:
-        raise ValueError(f"train.eval_every must be an integer >= 0, got {eval_every!r}.")
+    for name, value, low in (
+        ("steps", steps, 1),
+        ("batch_size", batch_size, 1),
+        ("eval_every", eval_every, 0),
+        ("log_every", log_every, 0),
+        ("failure_patience", failure_patience, 1),
+    ):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"train.{name} must be an integer >= {low}, got {value!r}.")
+    if not (isinstance(max_failure_rate, int | float) and 0 <= max_failure_rate <= 1):
+        raise ValueError(f"train.max_failure_rate must lie in [0, 1], got {max_failure_rate!r}.")
     num = jax.tree.leaves(data)[0].shape[0]
+    if batch_size > num:
+        raise ValueError(
+            f"train.batch_size={batch_size} exceeds the {num} training samples; lower "
+            "train.batch_size or raise problem.n_train."
+        )
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     balancing = None
     if isinstance(loss_fn, PhysicsLoss) and isinstance(loss_fn.constraint, SoftConstraint):
@@ -151,8 +196,9 @@ def fit(
     history: list[dict[str, float]] = []
     bar = tqdm(range(1, steps + 1), disable=not progress, unit="step", dynamic_ncols=True)
     start = time.perf_counter()
+    failing = 0  # consecutive steps above max_failure_rate
     for step in bar:
-        index = rng.choice(num, size=batch_size, replace=batch_size > num)
+        index = rng.choice(num, size=batch_size, replace=False)
         batch = jax.tree.map(lambda a, index=index: a[index], data)
         step_key = jr.fold_in(loss_key, step)
         if balancing is None:
@@ -164,24 +210,44 @@ def fit(
             model, opt_state, weights, loss, aux = balanced_train_step(
                 model, opt_state, weights, loss_fn, optimizer, batch, step_key, balancing, update
             )
-        loss = float(loss)
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"The training loss became {loss} at step {step} (terms: "
-                f"{ {k: float(v) for k, v in aux.items()} }). Lower optimizer.learning_rate, "
-                "check the data for NaNs, or use float64 (model.dtype=float64)."
+        loss, aux = float(loss), {k: float(v) for k, v in aux.items()}
+        if not (math.isfinite(loss) and math.isfinite(aux["grad_norm"])):
+            what = "loss" if not math.isfinite(loss) else "gradient"
+            raise NonFiniteError(
+                f"The training {what} became non-finite at step {step} (loss {loss}, terms: "
+                f"{aux}). Lower optimizer.learning_rate, check the data for NaNs, or use "
+                "float64 (model.dtype=float64).",
+                step,
+                history,
             )
+        failed = aux.get("failed_fraction", 0.0)
+        failing = failing + 1 if failed > max_failure_rate else 0
         if step == 1:
             start = time.perf_counter()  # Exclude compilation from the throughput.
         rate = (step - 1) / max(time.perf_counter() - start, 1e-9)
-        bar.set_postfix(loss=f"{loss:.3e}", steps_per_s=f"{rate:.1f}", refresh=False)
-        if step == steps or (eval_every and step % eval_every == 0):
-            record = {"step": step, "loss": loss, "steps_per_s": rate}
-            record.update({k: float(v) for k, v in aux.items()})
-            if evaluate is not None:
+        bar.set_postfix(
+            loss=f"{loss:.3e}", failed=f"{failed:.0%}", steps_per_s=f"{rate:.1f}", refresh=False
+        )
+        evaluating = step == steps or (eval_every and step % eval_every == 0)
+        if evaluating or (log_every and step % log_every == 0) or failing >= failure_patience:
+            record = {"step": step, "loss": loss, "steps_per_s": rate} | aux
+            if evaluating and evaluate is not None:
                 record.update(evaluate(model))
             history.append(record)
             bar.write(" ".join(f"{k}={_fmt(v)}" for k, v in record.items()))
+        if failing >= failure_patience:
+            bar.close()
+            solves = {k: v for k, v in aux.items() if k.startswith("solve_")}
+            raise TrainingError(
+                f"{failed:.0%} of the samples of step {step} were left out of the loss (failed "
+                f"or non-finite constraint solves), above train.max_failure_rate="
+                f"{max_failure_rate} for {failing} consecutive steps (train.failure_patience). "
+                f"Solver statistics of the step: {solves}. "
+                "Raise constraint.max_steps or loosen the constraint solver's tolerances, lower "
+                "optimizer.learning_rate, or (knowingly) raise train.max_failure_rate.",
+                step,
+                history,
+            )
     bar.close()
     return model, history
 

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ..constraints import AbstractConstraint, AbstractPDE, SolveStats
+from ..constraints import AbstractConstraint, AbstractPDE, SolveStats, all_finite
 
 
 class PhysicsLoss(eqx.Module):
@@ -17,10 +17,12 @@ class PhysicsLoss(eqx.Module):
     the single channel; a hard constraint solves for basis weights); the loss is the
     constraint's weighted sum of the PDE, initial and boundary residual terms of u.
 
-    Samples whose hard-constraint solve did not converge (reported by the constraint with
-    `throw=False`) are left out of the batch mean — their implicit gradients would be
-    wrong — and counted in the returned terms (`solve_failure_rate`,
-    `samples_skipped`); the other statistics are logged alongside.
+    Samples that fail (with a constraint whose `skips_failures` is set, e.g.
+    `HardConstraint(throw=False)`) are left out of the batch mean and counted: a sample with a
+    non-finite condition is replaced by zeros before the model, a non-finite basis or a solve
+    that did not converge is masked by the constraint, so neither the model's backward pass
+    nor the solve's implicit adjoint sees a NaN. The returned terms count them
+    (`failed_fraction`: samples left out; `nonfinite_samples`; the solver's statistics).
 
     **Arguments:**
 
@@ -48,18 +50,24 @@ class PhysicsLoss(eqx.Module):
     ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
         """Batch loss, its unweighted terms (batch means) and the solver statistics."""
         num = jax.tree.leaves(conditions)[0].shape[0]
+        skip = self.constraint.skips_failures
 
         def per_sample(condition, key):
+            finite = all_finite(condition)
+            if skip:
+                condition = jax.tree.map(lambda a: jnp.where(finite, a, 0), condition)
             output = model(self.pde.inputs(condition))
-            return self.constraint.loss_terms(self.pde, output, condition, key=key)
+            terms, ok, stats = self.constraint.loss_terms(self.pde, output, condition, key=key)
+            return terms, ok & finite, finite, stats
 
-        terms, ok, stats = jax.vmap(per_sample)(conditions, jr.split(key, num))
+        terms, ok, finite, stats = jax.vmap(per_sample)(conditions, jr.split(key, num))
         weight = ok.astype(jax.tree.leaves(terms)[0].dtype)
-        count = jnp.maximum(weight.sum(), 1.0)
+        count = jnp.maximum(weight.sum(), 1.0)  # All failed: loss 0, and `fit` stops the run.
         terms = {k: jnp.sum(v * weight) / count for k, v in terms.items()}
         aux = dict(terms)
+        aux["failed_fraction"] = 1.0 - jnp.mean(weight)
+        aux["nonfinite_samples"] = jnp.sum(~finite).astype(weight.dtype)
         if stats is not None:
-            aux["samples_skipped"] = num - weight.sum()
             aux["solve_failure_rate"] = 1.0 - jnp.mean(stats.converged.astype(weight.dtype))
             aux["solve_max_steps_rate"] = jnp.mean(stats.max_steps_reached.astype(weight.dtype))
             aux["solve_steps_mean"] = jnp.mean(stats.num_steps.astype(weight.dtype))
