@@ -52,6 +52,8 @@ def main() -> None:
                 for k in (
                     "test_rel_l2",
                     "test_rel_l2_std",
+                    "test_unconverged_fraction",
+                    "test_rel_l2_converged",
                     "constraint_report",
                     "steps_per_s",
                     "wall_time_s",
@@ -66,7 +68,7 @@ def main() -> None:
 
 def format_table(results: dict, args) -> str:
     header = ["method", "test rel. L2 (mean ± std over seeds)", "pooled per-sample std"]
-    header += [label for _, label in COLUMNS] + ["steps/s"]
+    header += ["unconverged test solves"] + [label for _, label in COLUMNS] + ["steps/s"]
     names = {"soft": "PI-SC", "hard": "PI-HC", "moe": "PI-HC-MoE"}
     rows = []
     for constraint, runs in results.items():
@@ -74,6 +76,7 @@ def format_table(results: dict, args) -> str:
         pooled = np.concatenate([m["test_rel_l2_per_sample"] for m in runs])
         row = [names.get(constraint, constraint), f"{means.mean():.4f} ± {means.std():.4f}"]
         row.append(f"{pooled.std():.4f}")
+        row.append(f"{np.mean([m['test_unconverged_fraction'] for m in runs]):.1%}")
         for key, _ in COLUMNS:
             values = [m["constraint_report"].get(key) for m in runs]
             row.append("–" if None in values else f"{np.mean(values):.2e}")
