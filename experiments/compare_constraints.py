@@ -17,6 +17,7 @@ import numpy as np
 
 from experiments._common import compose
 from experiments._report import markdown_table
+from experiments._validate import validate
 from experiments.train import run
 
 CONSTRAINTS = ("soft", "hard", "moe")
@@ -36,12 +37,17 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/compare_constraints"))
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    runs = {
+        (constraint, seed): compose([*args.overrides, f"constraint={constraint}", f"seed={seed}"])
+        for constraint in args.constraints
+        for seed in args.seeds
+    }
+    for cfg in runs.values():  # Every run's config, before the first one trains.
+        validate(cfg)
     results = {}
-    for constraint in args.constraints:
-        for seed in args.seeds:
-            cfg = compose([*args.overrides, f"constraint={constraint}", f"seed={seed}"])
-            metrics = run(cfg, args.out / f"{constraint}_seed{seed}")
-            results.setdefault(constraint, []).append(metrics)
+    for (constraint, seed), cfg in runs.items():
+        metrics = run(cfg, args.out / f"{constraint}_seed{seed}")
+        results.setdefault(constraint, []).append(metrics)
     table = format_table(results, args)
     print(table)
     (args.out / "comparison.md").write_text(table + "\n")

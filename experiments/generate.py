@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from experiments._common import CONFIG_DIR, instantiate
+from experiments._validate import check_config
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ def run(cfg: DictConfig) -> list[Path]:
     import jax
 
     jax.config.update("jax_enable_x64", True)
+    check_config(cfg, ("problem",))
     from pdeopt.data import file_digest, generate_file
 
     problem = instantiate(cfg.problem)

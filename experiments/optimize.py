@@ -18,6 +18,7 @@ import hydra
 from omegaconf import DictConfig
 
 from experiments._common import CONFIG_DIR, instantiate
+from experiments._validate import check_config
 
 APPLICATIONS = ("poisson_control", "semilinear_control", "logistic_regression")
 
@@ -64,6 +65,7 @@ def _format(value: float) -> str:
 
 def run(cfg: DictConfig) -> dict:
     """Solve the configured problem, print the report, and return a summary."""
+    check_config(cfg, ("linear_solver", "constrained_solver"))  # The first is in the second.
     import equinox as eqx
     import jax
     import jax.random as jr

@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 
 from experiments._common import CONFIG_DIR, instantiate, save_config
 from experiments._plots import axis_names, plot_prediction
+from experiments._validate import validate
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Run one training experiment from a composed config; returns the metrics."""
     jax.config.update("jax_enable_x64", True)
+    validate(cfg)  # Every config value, before any data are generated.
     from pdeopt.data import relative_l2
     from pdeopt.models import parameter_count
     from pdeopt.training import (

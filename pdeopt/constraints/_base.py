@@ -102,6 +102,18 @@ class AbstractConstraint(eqx.Module):
     ) -> dict[str, Float[Array, ""]]:
         """Constraint satisfaction of one sample: RMS residuals by block (see the docs)."""
 
+    def check(self, pde: AbstractPDE) -> None:
+        """Raise now what training on `pde` would raise at trace time: here, `loss_weights`
+        naming other terms than the PDE's. Subclasses extend it with their own sizes.
+
+        **Arguments:**
+
+        - `pde`: the PDE the constraint will be applied to.
+
+        **Returns:** nothing; raises `ValueError` naming the option and the fix.
+        """
+        self.weights_for(pde)
+
     def term_names(self, pde: AbstractPDE) -> tuple[str, ...]:
         """The names of the training terms on `pde` (default: its residual blocks)."""
         return pde.block_names()

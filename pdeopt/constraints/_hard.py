@@ -277,7 +277,19 @@ class HardConstraint(AbstractConstraint):
         """The partition of the PDE's grid into experts (one block when `parts` is None)."""
         grid = pde.grid
         parts = (1,) * grid.ndim if self.parts is None else self.parts
-        return partition(grid.shape, parts, tuple(a.periodic for a in grid.axes))
+        try:
+            return partition(grid.shape, parts, tuple(a.periodic for a in grid.axes))
+        except ValueError as error:
+            raise ValueError(f"constraint.parts={list(parts)}: {error}") from None
+
+    def check(self, pde: AbstractPDE) -> None:
+        """Raise now what a solve on `pde` would raise at trace time: `parts` that do not
+        divide the grid, more `num_points` than an expert's block has, fewer residual rows
+        per solve than `num_basis`, and `row_weights` or `loss_weights` naming other blocks
+        than the PDE's."""
+        self._masks(pde, self.partition(pde))
+        self._row_weights(pde)
+        self.weights_for(pde)
 
     def term_names(self, pde: AbstractPDE) -> tuple[str, ...]:
         names = pde.block_names()
@@ -322,10 +334,10 @@ class HardConstraint(AbstractConstraint):
             )
         return basis, condition, finite
 
-    def _problems(
-        self, pde, part, basis, condition, key
-    ) -> tuple[ExpertProblem, Int[Array, "experts points"]]:
-        """Every expert's problem (leading expert axis) and its collocation indices."""
+    def _masks(self, pde: AbstractPDE, part: Partition) -> list[np.ndarray]:
+        """Per residual block, which of its rows each expert fits (leading expert axis),
+        after checking that every expert's block holds `num_points` collocation points and
+        every solve has at least `num_basis` rows."""
         block = math.prod(part.block_shape)
         if self.num_points > block:
             raise ValueError(
@@ -345,6 +357,13 @@ class HardConstraint(AbstractConstraint):
                 f"weights; raise constraint.num_points to at least {self.num_basis} or lower "
                 "constraint.num_basis."
             )
+        return masks
+
+    def _problems(
+        self, pde, part, basis, condition, key
+    ) -> tuple[ExpertProblem, Int[Array, "experts points"]]:
+        """Every expert's problem (leading expert axis) and its collocation indices."""
+        masks = self._masks(pde, part)
         points = jnp.asarray(part.points)
         choose = lambda k: jr.choice(k, points.shape[1], (self.num_points,), replace=False)
         index = jnp.take_along_axis(points, jax.vmap(choose)(jr.split(key, part.num_experts)), 1)

@@ -136,6 +136,13 @@ class SoftConstraint(AbstractConstraint):
     def num_outputs(self) -> int:
         return 1
 
+    def check(self, pde: AbstractPDE) -> None:
+        """Raise now what training on `pde` would raise: `weights` naming other blocks than
+        the PDE's, or a `balancing` reference term the PDE does not have."""
+        weights = self.weights_for(pde)
+        if self.balancing is not None:
+            self.balancing.init(weights)
+
     def _basis(self, pde: AbstractPDE, output, condition) -> BasisQuantities:
         basis = pde.derivatives.basis(pde, output, condition)
         if basis.num_basis != 1:

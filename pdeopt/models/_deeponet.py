@@ -118,7 +118,8 @@ class DeepONet(eqx.Module):
         - `sensor_axes`: how many leading grid axes `__call__` takes index 0 of to read the
             sensors.
         - `basis`: `True` for basis mode (trunk only).
-        - `dtype`: real floating dtype of all parameters; JAX's default float dtype if `None`.
+        - `dtype`: dtype of all parameters, float32, float64 or bfloat16 (float16
+            overflows in training); JAX's default float dtype if `None`.
         - `key`: PRNG key for the initialisation. (Keyword only.)
         """
         _check_positive(

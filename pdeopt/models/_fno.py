@@ -15,6 +15,13 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ._utils import _check_positive, _default_dtype, _identity
 
 
+def _fft_dtype(dtype: Any) -> Any:
+    """`_default_dtype` of a Fourier layer: float32 or float64, since `jnp.fft` and
+    `lax.complex` compute in complex64 and complex128 only (float16 and bfloat16 fail)."""
+    why = " by FNO and SpectralConv: their FFTs compute in complex64 or complex128 only"
+    return _default_dtype(dtype, ("float32", "float64"), why)
+
+
 def _uniform(key: PRNGKeyArray, shape: tuple[int, ...], dtype: Any, minval, maxval) -> Array:
     # Drawn flat and reshaped: `jr.uniform` with a multi-axis shape takes seconds to compile on
     # CPU (jax 0.10, partitionable threefry), a flat draw a fraction of a second.
@@ -159,15 +166,15 @@ class SpectralConv(eqx.Module):
         - `out_channels`: number of output channels.
         - `modes`: number of retained Fourier modes per spatial axis; its length (1, 2 or 3) is
             the spatial dimension.
-        - `dtype`: real floating dtype of the weights; the complex weights are
-            `weight_real + 1j * weight_imag`. Defaults to JAX's default float dtype (float64
-            when x64 is enabled, else float32).
+        - `dtype`: float32 or float64 (the FFTs have no half-precision form), the dtype of
+            the weights; the complex weights are `weight_real + 1j * weight_imag`. Defaults
+            to JAX's default float dtype (float64 when x64 is enabled, else float32).
         - `key`: PRNG key for the initialisation: real and imaginary parts uniform in
             `[0, 1/(in_channels * out_channels))`, as in the reference FNO. (Keyword only.)
         """
         _check_positive(in_channels=in_channels, out_channels=out_channels)
         modes = _check_modes(modes)
-        dtype = _default_dtype(dtype)
+        dtype = _fft_dtype(dtype)
         # Drawn in the reference FNO's (in, out, *modes) order and moved to (*modes, out, in),
         # so that a key gives the same weights as with the reference layout.
         shape = (in_channels, out_channels, *(2 * m for m in modes[:-1]), modes[-1])
@@ -378,8 +385,9 @@ class FNO(eqx.Module):
         - `padding`: zero padding added at the end of each spatial axis before the Fourier
             layers and removed after them; one integer for all axes or one per axis. Use 0 on
             periodic axes.
-        - `dtype`: real floating dtype of all parameters. Defaults to JAX's default float dtype
-            (float64 when x64 is enabled, else float32).
+        - `dtype`: float32 or float64 (the FFTs have no half-precision form), the dtype of all
+            parameters. Defaults to JAX's default float dtype (float64 when x64 is enabled,
+            else float32).
         - `key`: PRNG key for the initialisation. (Keyword only.)
         """
         _check_positive(
@@ -401,7 +409,7 @@ class FNO(eqx.Module):
                 f"`padding={padding}` must be a non-negative integer or {d} of them (one per "
                 f"spatial axis of `modes={modes}`), e.g. `padding={(8,) * d}`."
             )
-        dtype = _default_dtype(dtype)
+        dtype = _fft_dtype(dtype)
 
         lkey, skey, wkey, pkey = jr.split(key, 4)
         lift_sizes = (

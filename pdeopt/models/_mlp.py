@@ -97,7 +97,8 @@ class FourierFeatures(eqx.Module):
         - `num_features`: number of random frequencies; the embedding has `2 * num_features`
             entries.
         - `scale`: standard deviation σ of the Gaussian entries of `B`.
-        - `dtype`: real floating dtype of `B`; JAX's default float dtype if `None`.
+        - `dtype`: dtype of `B`, float32, float64 or bfloat16; JAX's default float dtype if
+            `None`.
         - `key`: PRNG key for `B`. (Keyword only.)
         """
         _check_positive(in_features=in_features, num_features=num_features)
@@ -274,7 +275,8 @@ class MLP(AbstractMLP):
             [`pdeopt.models.FourierFeatures`][] with `m` frequencies first (the first layer then
             sees `2 m` features).
         - `fourier_scale`: standard deviation σ of the Fourier-feature matrix.
-        - `dtype`: real floating dtype of all parameters; JAX's default float dtype if `None`.
+        - `dtype`: dtype of all parameters, float32, float64 or bfloat16 (float16
+            overflows in training); JAX's default float dtype if `None`.
         - `key`: PRNG key for the initialisation: Glorot-normal weights (variance
             `2 / (fan_in + fan_out)`), zero biases; the Fourier matrix from N(0, σ²).
             (Keyword only.)

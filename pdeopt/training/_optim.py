@@ -1,5 +1,7 @@
 """Optimisers."""
 
+import math
+
 import optax
 
 
@@ -22,9 +24,19 @@ def make_optimizer(
 
     **Returns:** an `optax.GradientTransformation`.
     """
-    for name, value in (("learning_rate", learning_rate), ("decay_every", decay_every)):
-        if value <= 0:
-            raise ValueError(f"optimizer.{name} must be > 0, got {value!r}.")
+    numbers = {
+        "learning_rate": learning_rate,
+        "decay_rate": decay_rate,
+        "min_learning_rate": min_learning_rate,
+        "clip_norm": clip_norm,
+    }
+    for name, value in numbers.items():
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"optimizer.{name} must be a finite number, got {value!r}.")
+    if learning_rate <= 0:
+        raise ValueError(f"optimizer.learning_rate must be > 0, got {learning_rate!r}.")
+    if not isinstance(decay_every, int) or decay_every < 1:
+        raise ValueError(f"optimizer.decay_every must be a positive integer, got {decay_every!r}.")
     if not 0 < decay_rate <= 1:
         raise ValueError(f"optimizer.decay_rate must lie in (0, 1], got {decay_rate!r}.")
     if not 0 <= min_learning_rate <= learning_rate:

@@ -1,0 +1,124 @@
+"""Structured-config schemas of the experiment configs, checked when Hydra composes them.
+
+The plain settings (`train`, `seed`, the options of `generate.yaml` and `optimize.yaml`)
+have typed schemas: a value of the wrong type, or a key the schema lacks, fails composition
+with its full key. The values themselves live in the YAML files (the schemas hold `???`),
+so each default is written once. The groups of `_target_` nodes (`problem`, `model`, ...)
+are typed `Any` here: their keys are the constructors' arguments, which
+`experiments._validate` checks against the signatures.
+
+`register()` stores the schemas in Hydra's `ConfigStore` (`experiments._common` calls it on
+import, so that `@hydra.main` apps and `compose()` both see them); the primary configs
+name them first in their defaults lists.
+"""
+
+import dataclasses
+import difflib
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names its full key and the fix."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """`train`: the training loop's settings (`configs/train/*.yaml`)."""
+
+    steps: int = MISSING
+    lr_decay_every: int = MISSING
+    batch_size: int = MISSING
+    eval_every: int = MISSING
+    eval_batch_size: int = MISSING
+    progress: bool = MISSING
+    log_every: int = MISSING
+    max_failure_rate: float = MISSING
+    failure_patience: int = MISSING
+
+
+@dataclasses.dataclass
+class TrainExperiment:
+    """`config.yaml`: `python -m experiments.train`."""
+
+    problem: Any = MISSING
+    model: Any = MISSING
+    constraint: Any = MISSING
+    optimizer: Any = MISSING
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    seed: int = MISSING
+
+
+@dataclasses.dataclass
+class GenerateExperiment:
+    """`generate.yaml`: `python -m experiments.generate`."""
+
+    problem: Any = MISSING
+    output: str | None = MISSING
+    chunk_size: int = MISSING
+    progress: bool = MISSING
+
+
+@dataclasses.dataclass
+class OptimizeExperiment:
+    """`optimize.yaml`: `python -m experiments.optimize`."""
+
+    constrained_solver: Any = MISSING
+    linear_solver: Any = MISSING
+    problem_name: str = MISSING
+    size: int = MISSING
+    dataset: str = MISSING
+    max_steps: int = MISSING
+    max_inner_steps: int | None = MISSING
+    preconditioned: bool = MISSING
+    seed: int = MISSING
+
+
+SCHEMAS = {
+    "train_schema": TrainExperiment,
+    "generate_schema": GenerateExperiment,
+    "optimize_schema": OptimizeExperiment,
+}
+
+
+def register() -> None:
+    """Store the schemas in Hydra's `ConfigStore` under the names of `SCHEMAS`."""
+    store = ConfigStore.instance()
+    for name, schema in SCHEMAS.items():
+        store.store(name=name, node=schema)
+
+
+def check_schema(cfg: DictConfig) -> None:
+    """Raise `ConfigError` for a value left `???` or a key that a schema does not have.
+
+    Hydra's `+key=value` adds a key even to a structured node, which OmegaConf then keeps;
+    this check refuses it (`+train.stepz=50`, the fix Hydra suggests for a misspelt
+    `train.stepz=50`).
+    """
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(
+            f"{missing[0]} has no value; set it in its config file or on the command line "
+            f"({missing[0]}=...)."
+        )
+    _check_keys(cfg, "")
+
+
+def _check_keys(node: DictConfig, where: str) -> None:
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return
+    fields = [f.name for f in dataclasses.fields(schema)]
+    for key in node:
+        name = f"{where}{key}"
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), fields, n=1)
+            hint = f" Did you mean {where}{close[0]}?" if close else ""
+            raise ConfigError(
+                f"{name} is not a setting of {where.rstrip('.') or 'the config'} "
+                f"({schema.__name__}: {', '.join(fields)}).{hint} Remove the +{name} override."
+            )
+        if isinstance(node[key], DictConfig):
+            _check_keys(node[key], f"{name}.")
