@@ -41,11 +41,14 @@ def _model(key=jr.key(0)):
     return FNO(3, 4, width=8, modes=(4, 4), depth=1, projection_channels=8, key=key)
 
 
-def _value_and_grad(constraint, model, conditions):
+@eqx.filter_jit
+def _loss_and_grad(constraint, model, conditions):
     loss = PhysicsLoss(PDE, constraint)
-    (value, aux), grads = eqx.filter_value_and_grad(loss, has_aux=True)(
-        model, conditions, jr.key(1)
-    )
+    return eqx.filter_value_and_grad(loss, has_aux=True)(model, conditions, jr.key(1))
+
+
+def _value_and_grad(constraint, model, conditions):
+    (value, aux), grads = _loss_and_grad(constraint, model, conditions)
     leaves = jax.tree.leaves(eqx.filter(grads, eqx.is_inexact_array))
     return float(value), aux, all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
 
