@@ -381,24 +381,22 @@ def _seed_groups(path: Path, f: h5py.File) -> list[str]:
 def _check_samples(path: Path, attrs: dict, count: int, names: Sequence[str] | None = None) -> None:
     """The number of samples a file holds (and the names of its sample groups) against the
     count and first seed pdeopt recorded in it."""
-    recorded = attrs.get("num_samples")
-    if recorded is not None and not (isinstance(recorded, int) and recorded == count):
-        raise DataFileError(
-            f"Data file '{path}' records {recorded!r} samples (attribute 'num_samples') but "
-            f"holds {count}; the file is corrupt or incomplete. {_FIX_CORRUPT}"
-        )
-    first = attrs.get("first_seed")
-    if names is not None and recorded is not None and isinstance(first, int):
+    recorded, first = attrs.get("num_samples"), attrs.get("first_seed")
+    if names is not None and isinstance(recorded, int) and isinstance(first, int):
         expected = [_seed_name(first + i) for i in range(recorded)]
         if list(names) != expected:
             missing = sorted(set(expected) - set(names))
             unknown = sorted(set(names) - set(expected))
             raise DataFileError(
-                f"Data file '{path}' should hold the sample groups {expected[0]!r} … "
-                f"{expected[-1]!r} (attributes 'first_seed', 'num_samples'); groups "
-                f"{missing} are missing and {unknown} unexpected. The file is corrupt. "
-                f"{_FIX_CORRUPT}"
+                f"Data file '{path}' records {recorded} samples from seed {first} on "
+                f"(attributes 'num_samples', 'first_seed'), but sample groups {missing} are "
+                f"missing and {unknown} unexpected; the file is corrupt. {_FIX_CORRUPT}"
             )
+    if recorded is not None and not (isinstance(recorded, int) and recorded == count):
+        raise DataFileError(
+            f"Data file '{path}' records {recorded!r} samples (attribute 'num_samples') but "
+            f"holds {count}; the file is corrupt or incomplete. {_FIX_CORRUPT}"
+        )
 
 
 def _seed_name(seed: int) -> str:
