@@ -124,8 +124,9 @@ class AbstractProblem(abc.ABC):
 
     - `load()`: the train and test splits, from `data_path` (a file the user already has, in
         either PDEBench layout) or from the cache under `data_dir`, generated on first use
-        resumably (`pdeopt.data.generate_file`). Every load checks the sample count, the
-        grid's shape and coordinates and finiteness, and names the file and the fix.
+        resumably and under a file lock (`pdeopt.data.generate_file`). Every load checks the
+        file before any sample is used (`check_data`) and names the file and the fix; a bad
+        cache is regenerated with a warning, a bad `data_path` file is refused.
     - `generate()`: writes the data files (`python -m experiments.generate problem=<p>`).
     - Two grids: a problem whose `test_pde` has another grid than `pde` (trained at 64²,
         tested at 256²) keeps one file per split; otherwise one file holds both, the first
@@ -297,8 +298,8 @@ class AbstractProblem(abc.ABC):
         values; the sample count (at least `n_train + n_test` in a user's file); the
         per-sample input that is the condition; every value of every sample finite; and, on a
         grid whose time axis has as many points as a space axis, that the data are not stored
-        with those two axes swapped (the PDE residual of the data as stored is compared with
-        that of the swapped data on a few samples). The seeds are those read from the file.
+        with those two axes swapped (the residual blocks of a few samples as stored are
+        compared with those of the swapped samples). The seeds are those read from the file.
         """
         where = f"Data file '{path}'" + (" (problem.data_path)" if user else "")
         fix = (

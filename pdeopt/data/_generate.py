@@ -278,11 +278,10 @@ def _generate(generator: SampleGenerator, path: Path, chunk_size: int, progress:
                 continue
             samples = generator.generate_samples(list(range(start, stop)))
             _check_samples(samples, stop - start, type(generator).__name__)
-            chunk_attrs = attrs | {"num_samples": stop - start, "first_seed": first + start}
+            chunk = attrs | {"num_samples": stop - start, "first_seed": first + start}
             write_seed_file(
-                file, samples.data, grid, chunk_attrs, first_seed=first + start,
-                inputs=samples.inputs,
-            )  # fmt: skip
+                file, samples.data, grid, chunk, first_seed=first + start, inputs=samples.inputs
+            )
             bar.update(stop - start)
 
     pieces = [read_chunk(file, *chunk) for file, chunk in zip(files, chunks)]

@@ -267,7 +267,7 @@ def _open(path: Path, verify: bool) -> h5py.File:
         raise DataFileError(f"Data file '{path}' does not exist. {_FIX_MISSING}")
     sidecar = _sidecar(path)
     if verify and sidecar.is_file():
-        with _reading(sidecar, "its digest file"):
+        with _reading(path, f"its digest file '{sidecar.name}'"):
             stored = (sidecar.read_text().split() or [""])[0]
         if file_digest(path) != stored:
             raise DataFileError(
@@ -378,7 +378,7 @@ def _seed_groups(path: Path, f: h5py.File) -> list[str]:
     return names
 
 
-def _check_samples(path: Path, attrs: dict, count: int, names: Sequence[str] | None = None) -> None:
+def _check_count(path: Path, attrs: dict, count: int, names: Sequence[str] | None = None) -> None:
     """The number of samples a file holds (and the names of its sample groups) against the
     count and first seed pdeopt recorded in it."""
     recorded, first = attrs.get("num_samples"), attrs.get("first_seed")
@@ -476,7 +476,7 @@ def _read_single(
     grid = _read_grid(path, f, [(n, _COORDINATE.format(n)) for n in (*_SPACE, "t")], verify)
     fields = ["tensor"] if "tensor" in f else [c for c in _CHANNEL_FIELDS if c in f]
     num = f[fields[0] if fields else "nu"].shape[0]
-    _check_samples(path, attrs, num)
+    _check_count(path, attrs, num)
     index = np.arange(num) if samples is None else np.asarray(samples, dtype=int)
     if index.size and (index.min() < -num or index.max() >= num):
         raise DataFileError(
@@ -588,7 +588,7 @@ def read_data_file(
         required = verify and recorded is not None  # pdeopt wrote it, with checksums.
         if layout == "per-seed":
             names = _seed_groups(path, f)
-            _check_samples(path, attrs, len(names), names)
+            _check_count(path, attrs, len(names), names)
             if samples is not None:
                 samples = [names[s] if not isinstance(s, str) else s for s in samples]
             seeds = tuple(names if samples is None else samples)
