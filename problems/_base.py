@@ -16,7 +16,7 @@ import jax.random as jr
 import numpy as np
 from jaxtyping import PRNGKeyArray
 
-from pdeopt.constraints import AbstractPDE
+from pdeopt.constraints import AbstractGridDerivatives, AbstractPDE, FiniteDifference
 from pdeopt.data import (
     DataFile,
     DataFileError,
@@ -124,8 +124,9 @@ class AbstractProblem(abc.ABC):
 
     - `load()`: the train and test splits, from `data_path` (a file the user already has, in
         either PDEBench layout) or from the cache under `data_dir`, generated on first use
-        resumably (`pdeopt.data.generate_file`). Every load checks the sample count, the
-        grid's shape and coordinates and finiteness, and names the file and the fix.
+        resumably and under a file lock (`pdeopt.data.generate_file`). Every load checks the
+        file before any sample is used (`check_data`) and names the file and the fix; a bad
+        cache is regenerated with a warning, a bad `data_path` file is refused.
     - `generate()`: writes the data files (`python -m experiments.generate problem=<p>`).
     - Two grids: a problem whose `test_pde` has another grid than `pde` (trained at 64²,
         tested at 256²) keeps one file per split; otherwise one file holds both, the first
@@ -252,7 +253,12 @@ class AbstractProblem(abc.ABC):
         return [generate_file(s, s.path, chunk_size=size, progress=progress) for s in self.splits()]
 
     def load(self) -> tuple[Dataset, Dataset]:
-        """The train and test splits, generating and caching them on first use."""
+        """The train and test splits, generating and caching them on first use.
+
+        Every file is checked before any sample is used (see `check_data`). A cache that
+        fails is regenerated, with a logged warning; a `data_path` file that fails raises a
+        `DataFileError` and is never modified.
+        """
         splits = self.splits()
         if self.data_path is not None:
             if len(splits) > 1:
@@ -262,14 +268,15 @@ class AbstractProblem(abc.ABC):
                     "grid (or leave data_path unset to generate both)."
                 )
             (split,) = splits
-            return self._split(read_data_file(self.data_path), self.data_path, split.pde)
+            path = Path(self.data_path)
+            data = self.check_data(read_data_file(path), path, split.pde, user=True)
+            return train_test_split(
+                data.conditions, data.solutions, data.seeds, self.n_train, self.n_test, path
+            )
         datasets = []
         for split in splits:
             file = read_or_generate(split, split.path, chunk_size=self.batch_size)
-            data = self._dataset(file, split.path, split.pde, split.num_samples)
-            # A split's file numbers its samples from 0; name them by their seeds.
-            seeds = tuple(f"{split.first_seed + i:04d}" for i in range(len(data.seeds)))
-            datasets.append(dataclasses.replace(data, seeds=seeds))
+            datasets.append(self.check_data(file, split.path, split.pde, user=False))
         if len(datasets) == 1:
             (only,) = datasets
             return train_test_split(
@@ -282,41 +289,77 @@ class AbstractProblem(abc.ABC):
             )
         return datasets[0], datasets[1]
 
-    def _split(self, file: DataFile, path, pde) -> tuple[Dataset, Dataset]:
-        data = self._dataset(file, path, pde, self.num_samples, at_least=True)
-        return train_test_split(
-            data.conditions, data.solutions, data.seeds, self.n_train, self.n_test, path
-        )
+    def check_data(self, file: DataFile, path: Path, pde: AbstractPDE, *, user: bool) -> Dataset:
+        """The conditions and solutions of a file, after checking them against `pde`.
 
-    def _dataset(self, file: DataFile, path, pde, num: int, at_least: bool = False) -> Dataset:
-        """The conditions and solutions of a file, after checking it against `pde`."""
-        grid = pde.grid_shape
-        frames = grid if self.time_dependent else (1, *grid)
-        shape = file.data.shape[1:]
-        if shape != (*frames, 1):
-            sizes = [f"problem.{f.name}" for f in dataclasses.fields(self) if f.name in _SIZES]
-            raise DataFileError(
-                f"Data file '{path}' holds fields of shape {shape}, not {(*frames, 1)} "
-                f"({', '.join(self.axis_names)} grid {grid}, one channel). Set "
-                f"{'/'.join(sizes) or 'the grid sizes'} to the file's grid, or point "
-                "problem.data_path at a matching file."
-            )
+        Checked, in this order, each with a `DataFileError` that names the file (and
+        `problem.data_path` for a user's file) and says what differs: the coordinates are
+        present; the rank, the channel count and the grid shape of the data; the coordinate
+        values; the sample count (at least `n_train + n_test` in a user's file); the
+        per-sample input that is the condition; every value of every sample finite; and, on a
+        grid whose time axis has as many points as a space axis, that the data are not stored
+        with those two axes swapped (the residual blocks of a few samples as stored are
+        compared with those of the swapped samples). The seeds are those read from the file.
+        """
+        where = f"Data file '{path}'" + (" (problem.data_path)" if user else "")
+        fix = (
+            "Correct the file, or point problem.data_path at another one"
+            if user
+            else f"Delete the cache '{path}' to regenerate it"
+        )
+        sizes = [f"problem.{f.name}" for f in dataclasses.fields(self) if f.name in _SIZES]
+        sizes = "/".join(sizes) or "the grid sizes"
+        names, coordinates = self.axis_names, pde.coordinates()
+        for axis, (name, want) in enumerate(zip(names, coordinates)):
+            if name not in file.grid:
+                raise DataFileError(
+                    f"{where} has no {name}-coordinates: it lacks the dataset "
+                    f"'{name}-coordinate' (single-file layout) or 'grid/{name}' in each sample "
+                    f"group (per-seed layout). pdeopt needs every coordinate to check the file "
+                    f"against the problem's grid; add it, e.g. with h5py: "
+                    f"`f['{name}-coordinate'] = problem.pde.coordinates()[{axis}]` "
+                    f"({want.size} values from {want[0]:g} to {want[-1]:g})."
+                )
+        frames = pde.grid_shape if self.time_dependent else (1, *pde.grid_shape)
         count = len(file.data)
-        if count < num if at_least else count != num:
+        expected = (count, *frames, 1)
+        axes = ", ".join(names if self.time_dependent else ("frame", *names))
+        if file.data.shape != expected:
+            have = file.data.shape
+            differences = []
+            if len(have) != len(expected):
+                differences.append(
+                    f"the rank differs ({len(have)} axes in the file, {len(expected)} expected)"
+                )
+            else:
+                if have[-1] != 1:
+                    differences.append(f"the file has {have[-1]} channels, the problem reads 1")
+                if have[1:-1] != frames:
+                    differences.append(
+                        f"the grid differs ({have[1:-1]} in the file, {frames} expected)"
+                    )
             raise DataFileError(
-                f"Data file '{path}' holds {count} samples but the problem needs {num} "
-                "(problem.n_train + problem.n_test); delete a cache to regenerate it."
+                f"{where} holds data of shape {have}, but {type(self).__name__} expects "
+                f"{expected} (samples, {axes}, one channel): {'; '.join(differences)}. {fix}, "
+                f"or set {sizes} to the file's grid."
             )
-        for name, want in zip(self.axis_names, pde.coordinates()):
-            have = file.grid.get(name)
-            if have is not None and (
-                have.shape != want.shape or not np.allclose(have, want, atol=1e-9)
+        for name, want in zip(names, coordinates):
+            have = np.asarray(file.grid[name])
+            extent = float(np.ptp(want)) or 1.0
+            if have.shape != want.shape or not np.allclose(
+                have, want, rtol=1e-6, atol=1e-6 * extent
             ):
                 raise DataFileError(
-                    f"Data file '{path}' has {name}-coordinates that differ from the problem's "
-                    f"grid ({have.shape} values, not {want.shape}, or other values); use a file "
-                    "on this grid, or set the problem's grid to the file's."
+                    f"{where} has {name}-coordinates that differ from the problem's grid "
+                    f"({_describe(have)} in the file, {_describe(want)} expected). {fix}, or "
+                    f"set the problem's grid to the file's."
                 )
+        needed = self.n_train + self.n_test  # A cache's count is checked on reading it.
+        if user and count < needed:
+            raise DataFileError(
+                f"{where} holds {count} samples but the problem needs {needed} "
+                f"(problem.n_train + problem.n_test). {fix}, or lower problem.n_train/n_test."
+            )
         solutions = file.data[..., 0] if self.time_dependent else file.data[:, 0, ..., 0]
         if self.condition_input is None:
             conditions = solutions[:, 0]
@@ -324,11 +367,77 @@ class AbstractProblem(abc.ABC):
             conditions = file.inputs[self.condition_input]
         else:
             raise DataFileError(
-                f"Data file '{path}' lacks the per-sample input {self.condition_input!r} that "
+                f"{where} lacks the per-sample input {self.condition_input!r} that "
                 f"{type(self).__name__} reads as its condition (it has {sorted(file.inputs)})."
             )
         solutions = solutions.astype(np.float64)
         conditions = np.asarray(conditions, np.float64)
-        if not (np.all(np.isfinite(solutions)) and np.all(np.isfinite(conditions))):
-            raise DataFileError(f"Data file '{path}' holds NaN/inf.")
+        for what, values in (("solution", solutions), (repr(self.condition_input), conditions)):
+            bad = ~np.isfinite(values)
+            if bad.any():
+                sample, *at = (int(i) for i in np.argwhere(bad)[0])
+                raise DataFileError(
+                    f"{where} holds {int(bad.sum())} non-finite values (NaN/inf); the first is "
+                    f"in the {what} of sample '{file.seeds[sample]}' (position {sample}) at "
+                    f"index {tuple(at)}. {fix}."
+                )
+        if self.time_dependent:
+            self._check_orientation(pde, solutions, conditions, where, fix)
         return Dataset(conditions, solutions, tuple(file.seeds))
+
+    def _check_orientation(self, pde, solutions, conditions, where: str, fix: str) -> None:
+        """Refuse data stored with the time axis swapped with an equally long space axis.
+
+        The residual blocks (the PDE, the initial and boundary conditions) of a few samples
+        are evaluated as stored and with the two axes swapped. Each block's RMS is divided by
+        its sum over both orientations, so every block counts alike, however it is scaled;
+        data whose swapped orientation scores less than half as much as the stored one are
+        refused. Data on a grid too coarse to resolve their time derivative may go
+        undetected: the check refuses only what clearly fits the PDE better swapped.
+        """
+        names = self.axis_names
+        same = [a for a in range(1, len(names)) if pde.grid_shape[a] == pde.grid_shape[0]]
+        if not same:
+            return
+        if not isinstance(pde.derivatives, AbstractGridDerivatives):
+            pde = eqx.tree_at(lambda p: p.derivatives, pde, FiniteDifference())
+        initial = self.condition_input is None
+        u = jnp.asarray(solutions[:_ORIENTATION_SAMPLES])
+        c = jnp.asarray(conditions[:_ORIENTATION_SAMPLES])
+        stored = _residual_rms(pde, u, c, initial)
+        for axis in same:
+            swapped = _residual_rms(pde, jnp.swapaxes(u, 1, 1 + axis), c, initial)
+            totals = {k: float(stored[k] + swapped[k]) for k in stored}
+            floor = 1e-12 * max(totals.values())
+            blocks = [k for k, total in totals.items() if total > floor]
+            score_stored = sum(float(stored[k]) / totals[k] for k in blocks)
+            score_swapped = sum(float(swapped[k]) / totals[k] for k in blocks)
+            if blocks and score_swapped * _ORIENTATION_RATIO < score_stored:
+                as_stored = ", ".join(f"{k} {float(stored[k]):.3g}" for k in blocks)
+                as_swapped = ", ".join(f"{k} {float(swapped[k]):.3g}" for k in blocks)
+                raise DataFileError(
+                    f"{where} seems to store its samples with the t and {names[axis]} axes "
+                    f"swapped: the residuals (RMS) of the data as stored are {as_stored}, "
+                    f"and {as_swapped} with those axes swapped back. Store the data as "
+                    f"[samples, {', '.join(names)}] (e.g. `np.swapaxes(u, 1, {1 + axis})`). "
+                    f"{fix}."
+                )
+
+
+_ORIENTATION_SAMPLES = 4
+_ORIENTATION_RATIO = 2.0
+
+
+@eqx.filter_jit
+def _residual_rms(pde: AbstractPDE, u, conditions, initial: bool) -> dict:
+    """The RMS of each residual block of fields `u` `[n, *grid]`; `initial`: each field's
+    condition is its first frame (else `conditions`)."""
+    conditions = u[:, 0] if initial else conditions
+    residuals = jax.vmap(pde.residuals)(u, conditions)
+    return {k: jnp.sqrt(jnp.mean(r**2)) for k, r in residuals.items()}
+
+
+def _describe(values: np.ndarray) -> str:
+    if values.size == 0:
+        return f"shape {values.shape}"
+    return f"{values.size} values from {values.min():g} to {values.max():g}"

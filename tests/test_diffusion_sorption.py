@@ -1,5 +1,6 @@
 """The diffusion–sorption problem: retardation factor, reference solver, residuals, cache."""
 
+import logging
 import shutil
 
 import diffrax as dfx
@@ -229,28 +230,35 @@ def test_cache_generate_then_reuse(tmp_path):
     np.testing.assert_array_equal(train.solutions, train2.solutions)
 
 
-def test_cache_corrupt_is_refused(cached_problem):
+def _regenerated(problem, caplog, reason):
+    """`problem.load()` regenerates its bad cache, warning with the file's name and `reason`."""
+    with caplog.at_level(logging.WARNING, logger="pdeopt.data"):
+        train, test = problem.load()
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert str(problem.cache_path) in warning and reason in warning, warning
+    return train, test
+
+
+def test_cache_corrupt_is_regenerated(cached_problem, caplog):
     problem = cached_problem
     problem.cache_path.write_bytes(problem.cache_path.read_bytes()[:200])
-    with pytest.raises(DataFileError, match="corrupt"):
-        problem.load()
+    train, _ = _regenerated(problem, caplog, "corrupt")
+    assert train.seeds == ("0000", "0001", "0002") and np.all(np.isfinite(train.solutions))
 
 
-def test_cache_tampered_sample_fails_checksum(cached_problem):
+def test_cache_tampered_sample_fails_checksum(cached_problem, caplog):
     problem = cached_problem
     with h5py.File(problem.cache_path, "r+") as f:
         f["0001/data"][2, 3, 0] += 0.5
-    with pytest.raises(DataFileError, match="checksum"):
-        problem.load()
+    _regenerated(problem, caplog, "checksum")
 
 
-def test_cache_mismatch_is_refused(tmp_path, cached_problem):
+def test_cache_mismatch_is_regenerated(tmp_path, cached_problem, caplog):
     problem = cached_problem
     other = _small_problem(tmp_path, seed=7)
     other.cache_path.parent.mkdir(exist_ok=True)
     problem.cache_path.rename(other.cache_path)  # A file under the wrong name.
-    with pytest.raises(DataFileError, match="attribute 'seed'"):
-        other.load()
+    _regenerated(other, caplog, "attribute 'seed'")
 
 
 def test_user_file_with_wrong_grid(tmp_path, cached_problem):

@@ -5,7 +5,9 @@ from ._generate import (
     SampleGenerator as SampleGenerator,
     Samples as Samples,
     generate_file as generate_file,
+    lock_path as lock_path,
     parts_dir as parts_dir,
+    read_generated as read_generated,
     read_or_generate as read_or_generate,
     train_test_split as train_test_split,
 )

@@ -1,15 +1,18 @@
 """Resumable data generation for any problem that can solve a batch of samples by seed."""
 
+import contextlib
 import dataclasses
 import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+import filelock
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._files import stale_temporaries
 from ._hdf5 import (
     DataFile,
     DataFileError,
@@ -112,6 +115,79 @@ def parts_dir(path: str | Path) -> Path:
     return path.with_name(path.name + ".parts")
 
 
+def lock_path(path: str | Path) -> Path:
+    """The lock file that `generate_file(path)` holds while it writes `path` and its parts."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold `lock_path(path)`, waiting (and saying so) while another process holds it.
+
+    The lock is an OS file lock: it is released when its holder exits, even by `kill -9`.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(lock_path(path))
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        log.warning(
+            "Waiting for the lock %s: another process is generating %s", lock.lock_file, path
+        )
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _seeds(first: int, num: int) -> tuple[str, ...]:
+    return tuple(f"{first + i:04d}" for i in range(num))
+
+
+def _read_checked(
+    generator: SampleGenerator, path: Path, first: int, num: int, layout: str
+) -> DataFile:
+    """A file of `generator`'s samples `first … first + num − 1`, checked to be complete."""
+    attrs = generator.data_attrs() | {
+        "layout": f"pdebench-{layout}",
+        "num_samples": num,
+        "first_seed": first,
+    }
+    file = read_data_file(path, expected_attrs=attrs)
+    seeds = _seeds(first, num)
+    if file.seeds != seeds:
+        raise DataFileError(
+            f"Data file '{path}' holds the samples {list(file.seeds)}, not the generator's "
+            f"{list(seeds)}; the file is corrupt. Delete it to regenerate it."
+        )
+    grid = generator.data_grid()
+    for name in sorted(grid.keys() | file.grid.keys()):
+        have, want = file.grid.get(name), grid.get(name)
+        if have is None or want is None or not np.array_equal(have, np.asarray(want)):
+            raise DataFileError(
+                f"Data file '{path}' has other {name}-coordinates than the generator "
+                f"({'none' if have is None else f'{have.shape} values'}); the file is corrupt. "
+                "Delete it to regenerate it."
+            )
+    return file
+
+
+def read_generated(generator: SampleGenerator, path: str | Path) -> DataFile:
+    """Read a generator's data file, checked to be complete and the generator's own.
+
+    Beyond `read_data_file`'s checks (checksums, the recorded sample count), the file's
+    attributes must equal `generator.data_attrs()` (with its layout, `num_samples` and
+    `first_seed`), its seeds must be the generator's, read from the file (never renumbered),
+    and its coordinates must equal `generator.data_grid()`.
+
+    **Raises:** `DataFileError` naming the file and what differs.
+    """
+    first = getattr(generator, "first_seed", 0)
+    return _read_checked(generator, Path(path), first, generator.num_samples, generator.data_layout)
+
+
 def generate_file(
     generator: SampleGenerator,
     path: str | Path,
@@ -123,11 +199,16 @@ def generate_file(
 
     Samples are solved `chunk_size` seeds at a time; each finished chunk is written atomically
     to `<path>.parts/<first>-<stop>.h5` (per-seed layout, with the generator's attributes).
-    After an interruption, a rerun keeps every chunk that reads back with matching attributes
-    and checksums and solves only the rest. When all chunks exist they are merged into `path`
-    in the generator's layout (written to a temporary name and moved into place), a
+    After an interruption, a rerun keeps every chunk that reads back complete (see
+    `read_generated`) and solves only the rest. When all chunks exist they are merged into
+    `path` in the generator's layout (written to a temporary name and moved into place), a
     `<path>.sha256` digest is written next to it, and the parts folder is removed. An existing
-    `path` that reads back with the generator's attributes is kept as it is.
+    `path` that passes `read_generated` is kept as it is; one that does not is regenerated,
+    with a logged warning saying why.
+
+    The whole of it runs under the file lock `<path>.lock`: a second process (or thread)
+    generating the same file waits, logging which lock it waits for, and then finds the
+    finished file. The lock is released by the OS if its holder dies.
 
     **Arguments:**
 
@@ -149,56 +230,70 @@ def generate_file(
     if generator.data_layout not in LAYOUTS:
         raise ValueError(f"data_layout must be one of {LAYOUTS}, got {generator.data_layout!r}.")
     path = Path(path)
+    with _locked(path):
+        if path.exists():
+            try:
+                read_generated(generator, path)
+                log.info("%s is complete and matches the generator; nothing to do", path)
+                return path
+            except DataFileError as e:
+                log.warning("Regenerating %s: %s", path, e)
+        for stale in stale_temporaries(path):  # left by a writer that was killed
+            stale.unlink(missing_ok=True)
+        _generate(generator, path, chunk_size, progress)
+    return path
+
+
+def _generate(generator: SampleGenerator, path: Path, chunk_size: int, progress: bool) -> None:
     attrs, grid, total = generator.data_attrs(), generator.data_grid(), generator.num_samples
     first = getattr(generator, "first_seed", 0)
-    if path.exists():
-        try:
-            read_data_file(path, expected_attrs=attrs)
-            log.info("%s is complete and matches the generator; nothing to do", path)
-            return path
-        except DataFileError as e:
-            log.warning("Regenerating %s: %s", path, e)
     parts = parts_dir(path)
     parts.mkdir(parents=True, exist_ok=True)
     chunks = [(s, min(s + chunk_size, total)) for s in range(0, total, chunk_size)]
     files = [parts / f"{start:06d}-{stop:06d}.h5" for start, stop in chunks]
 
-    def complete(file: Path) -> bool:
+    def read_chunk(file: Path, start: int, stop: int) -> DataFile:
+        return _read_checked(generator, file, first + start, stop - start, "per-seed")
+
+    def complete(file: Path, start: int, stop: int) -> bool:
         if not file.exists():
             return False
         try:
-            read_data_file(file, expected_attrs=attrs)
+            read_chunk(file, start, stop)
             return True
         except DataFileError as e:
             log.warning("Discarding unusable chunk %s: %s", file, e)
             file.unlink()
             return False
 
-    done = [complete(file) for file in files]
+    done = [complete(file, *chunk) for file, chunk in zip(files, chunks)]
     finished = sum(stop - start for (start, stop), ok in zip(chunks, done) if ok)
     if finished:
         log.info("Resuming %s: %d of %d samples already generated", path, finished, total)
+    else:
+        log.info("Generating %d samples into %s", total, path)
     with tqdm(total=total, initial=finished, unit="sample", disable=not progress) as bar:
         for (start, stop), file, ok in zip(chunks, files, done):
             if ok:
                 continue
             samples = generator.generate_samples(list(range(start, stop)))
             _check_samples(samples, stop - start, type(generator).__name__)
+            chunk = attrs | {"num_samples": stop - start, "first_seed": first + start}
             write_seed_file(
-                file, samples.data, grid, attrs, first_seed=first + start, inputs=samples.inputs
+                file, samples.data, grid, chunk, first_seed=first + start, inputs=samples.inputs
             )
             bar.update(stop - start)
 
-    pieces = [read_data_file(file, expected_attrs=attrs) for file in files]
+    pieces = [read_chunk(file, *chunk) for file, chunk in zip(files, chunks)]
     data = np.concatenate([p.data for p in pieces])
     inputs = {k: np.concatenate([p.inputs[k] for p in pieces]) for k in pieces[0].inputs}
+    attrs = attrs | {"num_samples": total, "first_seed": first}
     if generator.data_layout == "per-seed":
         write_seed_file(path, data, grid, attrs, first_seed=first, inputs=inputs)
     else:
-        write_single_file(path, data, grid, attrs, inputs=inputs)
+        write_single_file(path, data, grid, attrs, first_seed=first, inputs=inputs)
     write_file_digest(path)
     shutil.rmtree(parts)
-    return path
 
 
 def _check_samples(samples: Samples, num: int, name: str) -> None:
@@ -215,13 +310,17 @@ def _check_samples(samples: Samples, num: int, name: str) -> None:
 def read_or_generate(
     generator: SampleGenerator, path: str | Path, *, chunk_size: int = 16
 ) -> DataFile:
-    """Read a generator's cached data file, generating it first if it does not exist.
+    """Read a generator's cached data file, generating it first if it is missing or unusable.
 
-    The file's attributes must equal `generator.data_attrs()`; see `generate_file` and
-    `read_data_file`.
+    The file is read with `read_generated`. A missing file is generated with `generate_file`
+    (resumably, under its lock); a file that fails the checks (corrupt, incomplete, another
+    configuration's) is regenerated, with a logged warning naming the file and the fault.
     """
     path = Path(path)
-    if not path.exists():
-        log.info("Generating %d samples into %s", generator.num_samples, path)
-        generate_file(generator, path, chunk_size=chunk_size, progress=False)
-    return read_data_file(path, expected_attrs=generator.data_attrs())
+    if path.exists():
+        try:
+            return read_generated(generator, path)
+        except DataFileError:
+            pass  # `generate_file` checks it again under the lock, says why, regenerates it.
+    generate_file(generator, path, chunk_size=chunk_size, progress=False)
+    return read_generated(generator, path)

@@ -14,12 +14,13 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from .._files import atomic_write
 
 CHECKSUM_ATTR = "sha256"
 _CHECKSUM_GROUP = "sha256"  # single-file layout: one [N] dataset of per-sample digests per field
@@ -72,17 +73,43 @@ def _checksum(array: np.ndarray | np.generic) -> str:
 @contextlib.contextmanager
 def _atomic_h5(path: Path) -> Iterator[h5py.File]:
     """An `h5py.File` on a temporary name next to `path`, moved into place on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".tmp", prefix=path.name + ".", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         with h5py.File(tmp, "w") as f:
             yield f
-        os.replace(tmp, path)
-        _sidecar(path).unlink(missing_ok=True)  # A digest of the replaced file is stale.
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _sidecar(path).unlink(missing_ok=True)  # A digest of the replaced file is stale.
+
+
+def _fixed(value: object) -> object:
+    """A string as a fixed-length byte string, stored inside its attribute. h5py would store
+    a `str` in the file's global heap, where one damaged length field makes reading it hang
+    instead of fail."""
+    if not isinstance(value, str):
+        return value
+    encoded = value.encode()
+    return np.array(encoded, dtype=f"S{max(len(encoded), 1)}")
+
+
+def _write_attrs(
+    f: h5py.File, attrs: Mapping[str, object] | None, layout: str, num: int, first_seed: int
+) -> None:
+    """The caller's attributes, then the layout, sample count and first seed the file holds."""
+    facts = {"layout": f"pdebench-{layout}", "num_samples": num, "first_seed": first_seed}
+    attrs = dict(attrs or {})
+    for key, value in facts.items():
+        if key in attrs and attrs[key] != value:
+            raise ValueError(
+                f"`attrs[{key!r}]` is {attrs[key]!r}, but the file holds {value!r}; leave it "
+                "out (the writer records it)."
+            )
+    for key, value in (attrs | facts).items():
+        f.attrs[key] = _fixed(value)
+
+
+def _create_checked(group: h5py.Group, name: str, value) -> None:
+    """A dataset with the SHA-256 digest of its contents as its `sha256` attribute."""
+    value = np.asarray(value)
+    group.create_dataset(name, data=value)
+    group[name].attrs[CHECKSUM_ATTR] = _fixed(_checksum(value))
 
 
 def write_seed_file(
@@ -99,18 +126,22 @@ def write_seed_file(
     One group per sample, named by its zero-padded seed (`"0000"`, `"0001"`, …), each holding
     `data` with shape `[T, X(, Y), C]` and `grid/x`, `grid/t` (and `grid/y`), as in PDEBench's
     `1D_diff-sorp_NA_NA.h5`. pdeopt adds a SHA-256 checksum of every `data` array as a group
-    attribute and the generator's parameters as file attributes, so that a truncated or
-    mismatched cache is detected on read.
+    attribute (and of every input and coordinate array as a dataset attribute), the
+    generator's parameters, and the `layout`, `num_samples` and `first_seed` of the file as
+    file attributes, so that a truncated, damaged or mismatched file is detected on read.
 
     The file is written to a temporary name in the same folder and moved into place with
-    `os.replace`, so an interrupted write never leaves a partial file at `path`.
+    `os.replace`, so an interrupted write never leaves a partial file at `path`; it gets the
+    umask's permissions (`0o644` by default).
 
     **Arguments:**
 
     - `path`: the `.h5`/`.hdf5` file to write.
     - `data`: array of shape `[n_samples, T, X(, Y), C]`.
     - `grid`: coordinate arrays, keys among `"x"`, `"y"`, `"t"`.
-    - `attrs`: file-level metadata (numbers, strings); stored as HDF5 attributes.
+    - `attrs`: file-level metadata (numbers, strings); stored as HDF5 attributes. The writer
+        records `layout`, `num_samples` and `first_seed` itself; `attrs` may repeat them but
+        not contradict them.
     - `first_seed`: the seed number of the first sample.
     - `inputs`: further per-sample arrays `[n_samples, ...]` (e.g. a coefficient field),
         stored next to `data` in each group under their names.
@@ -125,18 +156,15 @@ def write_seed_file(
         )
     inputs = {k: np.asarray(v) for k, v in (inputs or {}).items()}
     with _atomic_h5(path) as f:
-        for key, value in (attrs or {}).items():
-            f.attrs[key] = value
-        f.attrs["layout"] = "pdebench-per-seed"
+        _write_attrs(f, attrs, "per-seed", len(data), first_seed)
         for i, sample in enumerate(data):
             group = f.create_group(f"{first_seed + i:04d}")
             group.create_dataset("data", data=sample)
-            group.attrs[CHECKSUM_ATTR] = _checksum(sample)
+            group.attrs[CHECKSUM_ATTR] = _fixed(_checksum(sample))
             for name, value in inputs.items():
-                group.create_dataset(name, data=value[i])
-                group[name].attrs[CHECKSUM_ATTR] = _checksum(value[i])
+                _create_checked(group, name, value[i])
             for name, coords in grid.items():
-                group.create_dataset(f"grid/{name}", data=np.asarray(coords))
+                _create_checked(group, f"grid/{name}", coords)
     return path
 
 
@@ -146,6 +174,7 @@ def write_single_file(
     grid: Mapping[str, np.ndarray],
     attrs: Mapping[str, object] | None = None,
     *,
+    first_seed: int = 0,
     inputs: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Write samples in PDEBench's single-file layout, atomically.
@@ -154,10 +183,11 @@ def write_single_file(
     a steady field has `T = 1`, as in `2D_DarcyFlow_*.hdf5`) and `[N, T, X(, Y), C]` otherwise.
     Coordinates go to `x-coordinate`, `y-coordinate`, `t-coordinate`; `inputs` (e.g. Darcy's
     `nu` `[N, X, Y]`) to top-level datasets. pdeopt adds per-sample SHA-256 digests of every
-    per-sample dataset under `sha256/<name>`, which PDEBench's loaders ignore. Written to a
+    per-sample dataset under `sha256/<name>` and a digest of each coordinate array, which
+    PDEBench's loaders ignore; the seeds are `first_seed` plus the sample's index. Written to a
     temporary name and moved into place, like `write_seed_file`.
 
-    **Arguments:** as `write_seed_file`, without `first_seed`.
+    **Arguments:** as `write_seed_file`.
 
     **Returns:** the path written.
     """
@@ -170,15 +200,13 @@ def write_single_file(
     tensor = data[..., 0] if data.shape[-1] == 1 else data
     fields = {"tensor": tensor, **{k: np.asarray(v) for k, v in (inputs or {}).items()}}
     with _atomic_h5(path) as f:
-        for key, value in (attrs or {}).items():
-            f.attrs[key] = value
-        f.attrs["layout"] = "pdebench-single-file"
+        _write_attrs(f, attrs, "single-file", len(data), first_seed)
         for name, value in fields.items():
             f.create_dataset(name, data=value)
             digests = np.array([_checksum(v) for v in value], dtype="S64")
             f.create_dataset(f"{_CHECKSUM_GROUP}/{name}", data=digests)
         for name, coords in grid.items():
-            f.create_dataset(_COORDINATE.format(name), data=np.asarray(coords))
+            _create_checked(f, _COORDINATE.format(name), coords)
     return path
 
 
@@ -199,10 +227,39 @@ def write_file_digest(path: str | os.PathLike) -> Path:
     """Write `<path>.sha256` (`sha256sum` format) next to a finished data file, atomically."""
     path = Path(path)
     sidecar = _sidecar(path)
-    tmp = sidecar.with_name(sidecar.name + ".tmp")
-    tmp.write_text(f"{file_digest(path)}  {path.name}\n")
-    os.replace(tmp, sidecar)
+    with atomic_write(sidecar) as tmp:
+        tmp.write_text(f"{file_digest(path)}  {path.name}\n")
     return sidecar
+
+
+# What h5py and NumPy raise on a damaged file: a bad header or B-tree (OSError, RuntimeError,
+# KeyError), undecodable or odd-typed attributes (ValueError, UnicodeDecodeError, TypeError),
+# shapes that do not fit (ValueError, IndexError), impossible sizes (OverflowError, MemoryError).
+_READ_ERRORS = (
+    OSError,
+    RuntimeError,
+    KeyError,
+    ValueError,
+    TypeError,
+    IndexError,
+    OverflowError,
+    MemoryError,
+)
+
+
+@contextlib.contextmanager
+def _reading(path: Path, what: str | None = None) -> Iterator[None]:
+    """Turn any failure of h5py or NumPy inside the block into a `DataFileError` on `path`."""
+    try:
+        yield
+    except DataFileError:
+        raise
+    except _READ_ERRORS as e:
+        where = f" ({what})" if what else ""
+        raise DataFileError(
+            f"Data file '{path}' cannot be read{where}: {type(e).__name__}: {e}. The file is "
+            f"corrupt or truncated. {_FIX_CORRUPT}"
+        ) from e
 
 
 def _open(path: Path, verify: bool) -> h5py.File:
@@ -210,20 +267,24 @@ def _open(path: Path, verify: bool) -> h5py.File:
         raise DataFileError(f"Data file '{path}' does not exist. {_FIX_MISSING}")
     sidecar = _sidecar(path)
     if verify and sidecar.is_file():
-        stored = sidecar.read_text().split()[0]
+        with _reading(path, f"its digest file '{sidecar.name}'"):
+            stored = (sidecar.read_text().split() or [""])[0]
         if file_digest(path) != stored:
             raise DataFileError(
                 f"Data file '{path}' fails its file checksum ({sidecar.name}); the file is "
                 f"corrupt or was replaced. {_FIX_CORRUPT} If you replaced it on purpose, "
                 f"delete '{sidecar}'."
             )
-    try:
+    with _reading(path, "not a readable HDF5 file"):
         return h5py.File(path, "r")
-    except OSError as e:
-        raise DataFileError(
-            f"Data file '{path}' is not a readable HDF5 file ({e}). It is probably corrupt or "
-            f"truncated: {_FIX_CORRUPT}"
-        ) from e
+
+
+def _read_attrs(path: Path, f: h5py.File) -> dict[str, object]:
+    attrs = {}
+    for key in f.attrs:
+        with _reading(path, f"file attribute {key!r}"):
+            attrs[key] = _to_python(f.attrs[key])
+    return attrs
 
 
 def _check_attrs(path: Path, attrs: dict, expected: Mapping[str, object] | None) -> None:
@@ -237,32 +298,62 @@ def _check_attrs(path: Path, attrs: dict, expected: Mapping[str, object] | None)
             )
 
 
-def _read_dataset(path: Path, dataset: h5py.Dataset, index=()) -> np.ndarray | np.generic:
-    try:
-        return dataset[index]
-    except (OSError, ValueError) as e:
+def _read_dataset(
+    path: Path,
+    item: object,
+    stored: object = None,
+    *,
+    required: bool = False,
+    index=(),
+    kinds: str = "biufc",
+) -> np.ndarray:
+    """A dataset's values (at `index` along its first axis), checked against the SHA-256
+    digest `stored` when given; `required`: a missing digest is an error; `kinds`: the NumPy
+    dtype kinds it may hold (numbers)."""
+    name = getattr(item, "name", repr(item))
+    if not isinstance(item, h5py.Dataset):
         raise DataFileError(
-            f"Dataset '{dataset.name}' of data file '{path}' cannot be read ({e}); the file is "
-            f"corrupt. {_FIX_CORRUPT}"
-        ) from e
-
-
-def _verify(path: Path, where: str, array: np.ndarray | np.generic, stored) -> None:
-    if stored is not None and _checksum(array) != _to_python(stored):
+            f"Data file '{path}': '{name}' is not a dataset; the file is corrupt or not in a "
+            f"PDEBench layout. {_FIX_CORRUPT}"
+        )
+    with _reading(path, f"dataset '{name}'"):
+        if item.dtype.kind not in kinds:
+            raise DataFileError(
+                f"Data file '{path}': dataset '{name}' holds {item.dtype} values, of another "
+                f"type than expected; the file is corrupt or not a PDEBench file. {_FIX_CORRUPT}"
+            )
+        if item.compression is None and item.nbytes > path.stat().st_size:
+            raise DataFileError(
+                f"Data file '{path}': dataset '{name}' claims shape {item.shape} "
+                f"({item.nbytes} bytes), more than the whole file; the file is corrupt. "
+                f"{_FIX_CORRUPT}"
+            )
+        value = np.asarray(item[index])
+    if stored is None and required:
         raise DataFileError(
-            f"Sample '{where}' of data file '{path}' fails its checksum; the file is corrupt. "
+            f"Data file '{path}': dataset '{name}' has no checksum, although pdeopt wrote the "
+            f"file with one; the file is corrupt. {_FIX_CORRUPT}"
+        )
+    if stored is not None and _checksum(value) != _to_python(stored):
+        raise DataFileError(
+            f"Data file '{path}': dataset '{name}' fails its checksum; the file is corrupt. "
             f"{_FIX_CORRUPT}"
         )
+    return value
 
 
-def _seed_groups(f: h5py.File) -> list[str]:
-    return sorted(k for k, v in f.items() if isinstance(v, h5py.Group) and "data" in v)
+def _digest(path: Path, node: h5py.HLObject, verify: bool) -> object:
+    """The `sha256` attribute of `node` (`None` without one, or when not verifying)."""
+    if not verify:
+        return None
+    with _reading(path, f"the checksum of '{node.name}'"):
+        return node.attrs.get(CHECKSUM_ATTR)
 
 
 def _detect_layout(path: Path, f: h5py.File) -> str:
     if "tensor" in f or "nu" in f or any(name in f for name in _CHANNEL_FIELDS):
         return "single-file"
-    if _seed_groups(f):
+    if any(isinstance(v, h5py.Group) and "data" in v for v in f.values()):
         return "per-seed"
     raise DataFileError(
         f"Data file '{path}' is in no known layout: its top-level keys are {sorted(f.keys())}. "
@@ -273,50 +364,119 @@ def _detect_layout(path: Path, f: h5py.File) -> str:
     )
 
 
-def _read_per_seed(
-    path: Path, f: h5py.File, seeds: Sequence[str] | None, verify: bool
-) -> tuple[np.ndarray, dict, dict, tuple[str, ...]]:
-    names = _seed_groups(f)
-    if not names:
+def _seed_groups(path: Path, f: h5py.File) -> list[str]:
+    """The sample groups of a per-seed file, sorted; any other top-level member is an error."""
+    names = sorted(f.keys())
+    for name in names:
+        with _reading(path, f"member '{name}'"):
+            item = f[name]
+            if not (isinstance(item, h5py.Group) and "data" in item):
+                raise DataFileError(
+                    f"Data file '{path}' is in the per-seed layout, but its member '{name}' is "
+                    f"not a sample group holding `data`; the file is corrupt. {_FIX_CORRUPT}"
+                )
+    return names
+
+
+def _check_count(path: Path, attrs: dict, count: int, names: Sequence[str] | None = None) -> None:
+    """The number of samples a file holds (and the names of its sample groups) against the
+    count and first seed pdeopt recorded in it."""
+    recorded, first = attrs.get("num_samples"), attrs.get("first_seed")
+    if names is not None and isinstance(recorded, int) and isinstance(first, int):
+        expected = [_seed_name(first + i) for i in range(recorded)]
+        if list(names) != expected:
+            missing = sorted(set(expected) - set(names))
+            unknown = sorted(set(names) - set(expected))
+            raise DataFileError(
+                f"Data file '{path}' records {recorded} samples from seed {first} on "
+                f"(attributes 'num_samples', 'first_seed'), but sample groups {missing} are "
+                f"missing and {unknown} unexpected; the file is corrupt. {_FIX_CORRUPT}"
+            )
+    if recorded is not None and not (isinstance(recorded, int) and recorded == count):
         raise DataFileError(
-            f"Data file '{path}' is not in PDEBench's per-seed layout (numbered groups "
-            "holding `data` and `grid/...`)."
+            f"Data file '{path}' records {recorded!r} samples (attribute 'num_samples') but "
+            f"holds {count}; the file is corrupt or incomplete. {_FIX_CORRUPT}"
         )
-    seeds = names if seeds is None else list(seeds)
-    arrays, inputs = [], {}
-    group = None
-    for name in seeds:
-        if name not in f or "data" not in f[name]:
-            raise DataFileError(f"Data file '{path}' has no sample group '{name}/data'.")
-        group = f[name]
-        sample = _read_dataset(path, group["data"], ())
-        if verify:
-            _verify(path, name, sample, group.attrs.get(CHECKSUM_ATTR))
-        arrays.append(sample)
-        for key, item in group.items():
-            if key in ("data", "grid") or not isinstance(item, h5py.Dataset):
-                continue
-            value = _read_dataset(path, item, ())
-            if verify:
-                _verify(path, f"{name}/{key}", value, item.attrs.get(CHECKSUM_ATTR))
-            inputs.setdefault(key, []).append(value)
-    grid = {k: group["grid"][k][()] for k in group.get("grid", {})}
+
+
+def _seed_name(seed: int) -> str:
+    return f"{seed:04d}"
+
+
+def _read_grid(
+    path: Path, group: h5py.Group, names: Sequence[tuple[str, str]], verify: bool
+) -> dict:
+    grid = {}
+    for name, key in names:
+        if key in group:
+            item = group[key]
+            grid[name] = _read_dataset(path, item, _digest(path, item, verify))
+    return grid
+
+
+def _same_grid(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def _stack(path: Path, arrays: list[np.ndarray], what: str) -> np.ndarray:
     shapes = {a.shape for a in arrays}
-    if len(shapes) != 1:
-        raise DataFileError(f"Data file '{path}' holds samples of different shapes {shapes}.")
-    return np.stack(arrays), grid, {k: np.stack(v) for k, v in inputs.items()}, tuple(seeds)
+    if len(shapes) > 1:
+        raise DataFileError(f"Data file '{path}' holds {what} of different shapes {shapes}.")
+    return np.stack(arrays)
+
+
+def _read_per_seed(
+    path: Path, f: h5py.File, seeds: Sequence[str], verify: bool, required: bool
+) -> tuple[np.ndarray, dict, dict]:
+    arrays, inputs = [], {}
+    grid, first, members = {}, None, None
+    for name in seeds:
+        with _reading(path, f"sample group '{name}'"):
+            if name not in f or "data" not in f[name]:
+                raise DataFileError(f"Data file '{path}' has no sample group '{name}/data'.")
+            group = f[name]
+            stored = _digest(path, group, verify)
+            arrays.append(_read_dataset(path, group["data"], stored, required=required))
+            keys = sorted(k for k in group if k not in ("data", "grid"))
+            if members is not None and keys != members:
+                raise DataFileError(
+                    f"Data file '{path}': sample group '{name}' holds the inputs {keys}, but "
+                    f"'{first}' holds {members}; the file is corrupt. {_FIX_CORRUPT}"
+                )
+            for key in keys:
+                item = group[key]
+                value = _read_dataset(path, item, _digest(path, item, verify), required=required)
+                inputs.setdefault(key, []).append(value)
+            coords = [(k, f"grid/{k}") for k in group.get("grid", {})]
+            here = _read_grid(path, group, coords, verify)
+            if first is not None and not _same_grid(here, grid):
+                raise DataFileError(
+                    f"Data file '{path}': the grid of sample group '{name}' differs from that "
+                    f"of '{first}'; the file is corrupt. {_FIX_CORRUPT}"
+                )
+            grid, first, members = here, first or name, keys
+    data = _stack(path, arrays, "samples")
+    return data, grid, {k: _stack(path, v, f"'{k}' arrays") for k, v in inputs.items()}
 
 
 def _read_single(
-    path: Path, f: h5py.File, samples: Sequence[int] | None, verify: bool
+    path: Path,
+    f: h5py.File,
+    attrs: dict,
+    samples: Sequence[int] | None,
+    verify: bool,
+    required: bool,
 ) -> tuple[np.ndarray, dict, dict, tuple[str, ...], tuple[str, ...]]:
-    grid = {
-        name: np.asarray(f[_COORDINATE.format(name)][()])
-        for name in (*_SPACE, "t")
-        if _COORDINATE.format(name) in f
-    }
+    first_seed = attrs.get("first_seed", 0)
+    if not isinstance(first_seed, int):
+        raise DataFileError(
+            f"Data file '{path}' has a 'first_seed' attribute {first_seed!r} that is not an "
+            f"integer; the file is corrupt. {_FIX_CORRUPT}"
+        )
+    grid = _read_grid(path, f, [(n, _COORDINATE.format(n)) for n in (*_SPACE, "t")], verify)
     fields = ["tensor"] if "tensor" in f else [c for c in _CHANNEL_FIELDS if c in f]
     num = f[fields[0] if fields else "nu"].shape[0]
+    _check_count(path, attrs, num)
     index = np.arange(num) if samples is None else np.asarray(samples, dtype=int)
     if index.size and (index.min() < -num or index.max() >= num):
         raise DataFileError(
@@ -325,14 +485,29 @@ def _read_single(
         )
     index = index % num if index.size else index
     unique, inverse = np.unique(index, return_inverse=True)  # h5py wants increasing indices
+    rows = () if samples is None else unique
 
     def read(name: str) -> np.ndarray:
-        values = _read_dataset(path, f[name], unique)
-        digests = f.get(f"{_CHECKSUM_GROUP}/{name}")
-        if verify and digests is not None:
-            stored = _read_dataset(path, digests, unique)
+        values = _read_dataset(path, f[name], index=rows)
+        digests = f.get(f"{_CHECKSUM_GROUP}/{name}") if verify else None
+        if digests is None and verify and required:
+            raise DataFileError(
+                f"Data file '{path}' has no checksums for '{name}' ('{_CHECKSUM_GROUP}/{name}'), "
+                f"although pdeopt wrote the file with them; the file is corrupt. {_FIX_CORRUPT}"
+            )
+        if digests is not None:
+            stored = _read_dataset(path, digests, index=rows, kinds="S")
+            if len(stored) != len(values):
+                raise DataFileError(
+                    f"Data file '{path}' holds {len(stored)} checksums for {len(values)} "
+                    f"samples of '{name}'; the file is corrupt. {_FIX_CORRUPT}"
+                )
             for i, value, digest in zip(unique, values, stored):
-                _verify(path, f"{name}[{i}]", value, digest)
+                if _checksum(value) != _to_python(digest):
+                    raise DataFileError(
+                        f"Data file '{path}': sample {i} of dataset '{name}' fails its "
+                        f"checksum; the file is corrupt. {_FIX_CORRUPT}"
+                    )
         return values[inverse]
 
     per_sample = [
@@ -356,7 +531,7 @@ def _read_single(
     else:  # Only an input field: a file of coefficients without solutions.
         data = np.zeros((len(index), 0))
         channels = ()
-    return data, grid, inputs, channels, tuple(f"{i:04d}" for i in index)
+    return data, grid, inputs, channels, tuple(_seed_name(first_seed + int(i)) for i in index)
 
 
 def read_data_file(
@@ -374,6 +549,13 @@ def read_data_file(
     stacked as channels in the order density, pressure, Vx, Vy, Vz; Darcy's `tensor`
     `[N, 1, X, Y]` is one steady frame and its `nu` is returned in `inputs`.
 
+    The seeds are read from the file: the group names (per-seed), or the `first_seed`
+    attribute (default 0) plus the sample's index (single-file). A file that pdeopt wrote
+    (with a `layout` attribute) must hold exactly the `num_samples` samples it records, named
+    from its `first_seed` on, and a checksum for every per-sample array; in a per-seed file
+    every top-level member must be a sample group and all groups must hold the same inputs on
+    the same grid.
+
     **Arguments:**
 
     - `path`: the file.
@@ -382,24 +564,35 @@ def read_data_file(
         names (per-seed). Default: all.
     - `expected_attrs`: file attributes that must match (e.g. a cache's grid sizes and
         generator parameters); a mismatch raises `DataFileError`.
-    - `verify`: check the stored SHA-256 digests, where the file has them (pdeopt-written
-        files; PDEBench's own files have none).
+    - `verify`: check the stored SHA-256 digests of samples and coordinates, where the file
+        has them (pdeopt-written files; PDEBench's own files have none), and the whole-file
+        digest `<path>.sha256` when it exists.
 
     **Returns:** a `DataFile`.
 
     **Raises:** `DataFileError` naming the file and the fix, when the file is missing,
-    unreadable, in no known layout, corrupt, or mismatched.
+    unreadable, in no known layout, corrupt, or mismatched; every error of h5py or NumPy
+    while reading becomes one (the original is its `__cause__`).
     """
     path = Path(path)
-    with _open(path, verify) as f:
-        attrs = {k: _to_python(v) for k, v in f.attrs.items()}
+    with _reading(path), _open(path, verify) as f:
+        attrs = _read_attrs(path, f)
         _check_attrs(path, attrs, expected_attrs)
         layout = _detect_layout(path, f)
+        recorded = attrs.get("layout")
+        if recorded is not None and recorded != f"pdebench-{layout}":
+            raise DataFileError(
+                f"Data file '{path}' records the layout {recorded!r} but holds the {layout} "
+                f"layout; the file is corrupt. {_FIX_CORRUPT}"
+            )
+        required = verify and recorded is not None  # pdeopt wrote it, with checksums.
         if layout == "per-seed":
-            names = _seed_groups(f)
+            names = _seed_groups(path, f)
+            _check_count(path, attrs, len(names), names)
             if samples is not None:
                 samples = [names[s] if not isinstance(s, str) else s for s in samples]
-            data, grid, inputs, seeds = _read_per_seed(path, f, samples, verify)
+            seeds = tuple(names if samples is None else samples)
+            data, grid, inputs = _read_per_seed(path, f, seeds, verify, required)
             channels = tuple(f"u{c}" for c in range(data.shape[-1]))
             channels = ("u",) if len(channels) == 1 else channels
         else:
@@ -408,7 +601,9 @@ def read_data_file(
                     f"Data file '{path}' is in the single-file layout, which has no sample "
                     "names; select samples by integer position."
                 )
-            data, grid, inputs, channels, seeds = _read_single(path, f, samples, verify)
+            data, grid, inputs, channels, seeds = _read_single(
+                path, f, attrs, samples, verify, required
+            )
     return DataFile(data, grid, attrs, inputs, channels, seeds, layout)
 
 
@@ -436,12 +631,13 @@ def read_seed_file(
     **Raises:** `DataFileError` naming the file and the fix, when the file is missing,
     unreadable, not in the per-seed layout, corrupt, or mismatched.
     """
-    path = Path(path)
-    with _open(path, verify) as f:
-        attrs = {k: _to_python(v) for k, v in f.attrs.items()}
-        _check_attrs(path, attrs, expected_attrs)
-        data, grid, _, _ = _read_per_seed(path, f, seeds, verify)
-    return data, grid, attrs
+    file = read_data_file(path, seeds, expected_attrs=expected_attrs, verify=verify)
+    if file.layout != "per-seed":
+        raise DataFileError(
+            f"Data file '{path}' is not in PDEBench's per-seed layout (numbered groups "
+            "holding `data` and `grid/...`)."
+        )
+    return file.data, file.grid, file.attrs
 
 
 def _to_python(value):
@@ -455,6 +651,8 @@ def _to_python(value):
 def _attr_equal(have, want) -> bool:
     if have is None:
         return False
+    if isinstance(have, np.ndarray) or isinstance(want, np.ndarray):
+        return np.array_equal(have, want)
     if isinstance(want, float) or isinstance(have, float):
         try:
             return bool(np.isclose(float(have), float(want), rtol=1e-12, atol=0.0))

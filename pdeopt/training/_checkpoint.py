@@ -2,33 +2,24 @@
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import equinox as eqx
 
-
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from .._files import atomic_write
 
 
 def save_checkpoint(path: str | os.PathLike, model: eqx.Module) -> Path:
     """Serialise the model's array leaves (`eqx.tree_serialise_leaves`), atomically.
 
     Load with `load_checkpoint(path, like)`, where `like` is a model built with the same
-    configuration (e.g. from the run directory's resolved config).
+    configuration (e.g. from the run directory's resolved config). The file gets the umask's
+    permissions (`0o644` by default).
     """
-    return _atomic_write(Path(path), lambda f: eqx.tree_serialise_leaves(f, model))
+    path = Path(path)
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:
+        eqx.tree_serialise_leaves(f, model)
+    return path
 
 
 def load_checkpoint(path: str | os.PathLike, like: eqx.Module) -> eqx.Module:
@@ -46,6 +37,9 @@ def load_checkpoint(path: str | os.PathLike, like: eqx.Module) -> eqx.Module:
 
 
 def save_json(path: str | os.PathLike, obj) -> Path:
-    """Write `obj` as indented JSON, atomically."""
-    text = json.dumps(obj, indent=2, sort_keys=True).encode()
-    return _atomic_write(Path(path), lambda f: f.write(text))
+    """Write `obj` as indented JSON, atomically (with the umask's permissions)."""
+    path = Path(path)
+    text = json.dumps(obj, indent=2, sort_keys=True)
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
+    return path
