@@ -18,11 +18,13 @@ these sparse problems). Inner solvers:
 - `LU`: `lx.LU()` on the materialised KKT matrix (exact Newton); skipped above
   `--lu-max-kkt` unknowns (dense N² memory, (2/3)N³ flops);
 - `GMRES`: `lx.GMRES(restart=50)`;
+- `MINRES`: pdeopt's `MINRES` (K and S K S are symmetric; one matvec per step, stops on the
+  residual alone);
 - `GV`: one-column Gaussian sketch-and-project (`GaussianSketchProject`);
 - `BLOCK`: block Gaussian sketch-and-project (`BlockSketchProject`, q = `--block-size`);
 - `NYSTROM`: CG on the normal equations KᵀK with a rank-`--rank` Nyström preconditioner
   (`lx.Normal(NystromPCG(...))`);
-- `GMRES+P`, `NYSTROM+P`, `GV+P`, `BLOCK+P`: the same inner solvers on the split-
+- `GMRES+P`, `MINRES+P`, `NYSTROM+P`, `GV+P`, `BLOCK+P`: the same inner solvers on the split-
   preconditioned system S K S (`constrained_minimise(..., preconditioner=
   problem.kkt_preconditioner)`, S = P^(-1/2) for the block-diagonal Schur-complement
   preconditioner P, applied through the sine transform by FFT: O(n log n) per application);
@@ -67,6 +69,7 @@ from experiments._report import (  # noqa: E402
     time_alternating,
 )
 from pdeopt.solvers import (  # noqa: E402
+    MINRES,
     AbstractKKTSolver,
     BlockSketchProject,
     ExactAugmentedLagrangianNewton,
@@ -81,7 +84,7 @@ from problems.cutest import (  # noqa: E402
     semilinear_target,
 )
 
-ITERATIVE = ("GMRES", "GV", "BLOCK", "NYSTROM")
+ITERATIVE = ("GMRES", "MINRES", "GV", "BLOCK", "NYSTROM")
 ALL_SOLVERS = ("LU", *ITERATIVE, *(f"{label}+P" for label in ITERATIVE), "IPOPT")
 DEFAULT_SOLVERS = ("LU", "GMRES+P", "NYSTROM+P", "GV+P", "BLOCK+P", "IPOPT")
 PRECONDITIONED_RESTART = 5
@@ -146,6 +149,8 @@ def linear_solver(label: str, args) -> lx.AbstractLinearSolver:
         return lx.GMRES(rtol=0.1, atol=0.0, restart=50, max_steps=steps)
     if label == "GMRES+P":
         return lx.GMRES(rtol=0.1, atol=0.0, restart=PRECONDITIONED_RESTART, max_steps=steps)
+    if label == "MINRES":
+        return MINRES(rtol=0.1, atol=0.0, max_steps=steps)
     if label == "GV":
         return GaussianSketchProject(rtol=0.1, atol=0.0, max_steps=steps)
     if label == "BLOCK":
@@ -226,6 +231,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", default="poisson,semilinear")
     parser.add_argument("--sizes", default="16,32,64,128,256,512,1024", help="grid sizes N")
+    parser.add_argument(
+        "--delta0",
+        type=float,
+        default=0.1,
+        help="δ₀: the inner solves stop at ‖r‖ ≤ δ‖∇L‖ (practical mode)",
+    )
     parser.add_argument("--solvers", default=",".join(DEFAULT_SOLVERS), help=", ".join(ALL_SOLVERS))
     parser.add_argument("--tol", type=float, default=1e-6, help="target ‖∇L‖")
     parser.add_argument("--lu-max-kkt", type=int, default=4000, help="largest KKT size for LU")
@@ -291,6 +302,7 @@ def main(argv=None):
                 else:
                     solver = ExactAugmentedLagrangianNewton(
                         atol=args.tol,
+                        delta0=args.delta0,
                         safeguards=PracticalSafeguards(),
                         kkt_solver=kkt_solver(label, args),
                         max_inner_steps=args.max_inner_steps,

@@ -25,6 +25,7 @@ from helpers import (
 )
 
 from pdeopt.solvers import (
+    MINRES,
     BlockSketchProject,
     CountSketch,
     GaussianSketch,
@@ -61,6 +62,12 @@ FAST = {
     ("nystrom", "spd", "conj", F64),
     ("normal_nystrom", "tall", "conj", F64),
     ("kaczmarz_uniform", "kkt", "jit", F64),
+    ("minres", "kkt_pytree", "solve", F64),
+    ("minres", "spd", "solve", F32),
+    ("minres", "kkt", "jvp", F64),
+    ("minres", "kkt", "grad", F64),
+    ("minres", "kkt", "transpose", F64),
+    ("minres", "kkt", "vmap", F64),
 }
 
 
@@ -85,6 +92,27 @@ def test_fast_cases_are_in_the_catalogue():
 
 
 # ----------------------------------------------------------------------------- solver-specific
+
+
+def test_minres_solves_three_eigenvalues_in_three_steps(getkey):
+    """An operator with three distinct eigenvalues (an exactly preconditioned saddle point
+    system) is solved in three steps: MINRES spends no matvec beyond the Krylov steps."""
+    q, _ = jnp.linalg.qr(jr.normal(getkey(), (30, 30)))
+    eigenvalues = jnp.array([1.0, (1 + 5**0.5) / 2, (1 - 5**0.5) / 2])[jnp.arange(30) % 3]
+    matrix = (q * eigenvalues) @ q.T
+    b = jr.normal(getkey(), (30,))
+    operator = lx.MatrixLinearOperator(matrix, lx.symmetric_tag)
+    sol = lx.linear_solve(operator, b, MINRES(rtol=1e-10, atol=0.0))
+    assert int(sol.stats["num_steps"]) == 3
+    np.testing.assert_allclose(sol.value, jnp.linalg.solve(matrix, b), atol=1e-10)
+    capped = lx.linear_solve(operator, b, MINRES(rtol=1e-10, atol=0.0, max_steps=2), throw=False)
+    assert capped.result == lx.RESULTS.max_steps_reached
+
+
+def test_minres_needs_a_symmetric_operator(getkey):
+    operator = lx.MatrixLinearOperator(jr.normal(getkey(), (4, 4)))
+    with pytest.raises(ValueError, match="symmetric_tag"):
+        lx.linear_solve(operator, jnp.ones(4), MINRES(rtol=1e-8, atol=0.0))
 
 
 def test_nystrom_pcg_spd(getkey):

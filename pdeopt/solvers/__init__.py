@@ -16,6 +16,7 @@ from ._merit import (
     LagrangianHessian as LagrangianHessian,
     ObjectiveHessian as ObjectiveHessian,
 )
+from ._minres import MINRES as MINRES
 from ._nystrom import NystromPCG as NystromPCG
 from ._safeguards import (
     AbstractSafeguards as AbstractSafeguards,
