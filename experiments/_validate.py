@@ -11,6 +11,7 @@ import math
 import re
 import typing
 from collections.abc import Iterable
+from pathlib import Path
 
 import equinox as eqx
 import hydra
@@ -86,6 +87,11 @@ def validate(cfg: DictConfig) -> None:
             "in [0, 1] (1: never stop for failed constraint solves)."
         )
     problem = _build(cfg, "problem")
+    if problem.data_path is not None and not Path(problem.data_path).is_file():
+        raise ConfigError(
+            f"problem.data_path={problem.data_path} is not a file; point it at your data file "
+            "(a PDEBench .h5/.hdf5), or set problem.data_path=null to generate the data."
+        )
     if cfg.train.batch_size > problem.n_train:
         raise ConfigError(
             f"train.batch_size={cfg.train.batch_size} exceeds problem.n_train="

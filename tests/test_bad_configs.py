@@ -42,6 +42,11 @@ CATALOGUE = {
         ConfigError,
         "train.batch_size=100 exceeds problem.n_train=64",
     ),
+    "missing_data_path": (
+        ["problem.data_path=/nonexistent/1D_diff-sorp_NA_NA.h5"],
+        ConfigError,
+        "problem.data_path=/nonexistent/1D_diff-sorp_NA_NA.h5",
+    ),
     # Unknown keys: Hydra refuses `train.stepz=50`; its suggested `+train.stepz=50` too.
     "unknown_train_key": (["train.stepz=50"], ConfigCompositionException, "train.stepz"),
     "added_train_key": (["+train.stepz=50"], ConfigError, "train.stepz"),
