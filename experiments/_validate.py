@@ -59,7 +59,7 @@ def check_config(cfg: DictConfig, groups: Iterable[str]) -> None:
         _check_values(OmegaConf.to_container(cfg[group], resolve=True), group)
 
 
-def validate(cfg: DictConfig) -> None:
+def validate(cfg: DictConfig) -> tuple:
     """Check a training config (`config.yaml`) before any data are generated.
 
     Beyond `check_config` on the groups of `TRAIN_GROUPS`: the ranges of the `train`
@@ -72,7 +72,8 @@ def validate(cfg: DictConfig) -> None:
 
     - `cfg`: a composed training config.
 
-    **Returns:** nothing; raises `ConfigError`.
+    **Returns:** the problem, constraint and optimizer it built, `(problem, constraint,
+    optimizer)`, for the run to use; raises `ConfigError`.
     """
     check_config(cfg, TRAIN_GROUPS)
     for name, (least, what) in _TRAIN_MINIMA.items():
@@ -99,7 +100,7 @@ def validate(cfg: DictConfig) -> None:
             f"{problem.n_train} or raise problem.n_train."
         )
     constraint = _build(cfg, "constraint")
-    _build(cfg, "optimizer")
+    optimizer = _build(cfg, "optimizer")
     _check_model(cfg, problem, constraint)
     for split, pde in (("training", problem.pde), ("test", problem.test_pde)):
         try:
@@ -109,6 +110,7 @@ def validate(cfg: DictConfig) -> None:
                 f"{error} (constraint {cfg.constraint._target_} on the {split} grid "
                 f"{pde.grid_shape} of {type(pde).__name__})"
             ) from None
+    return problem, constraint, optimizer
 
 
 def _check_values(value, key: str) -> None:

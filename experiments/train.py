@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Run one training experiment from a composed config; returns the metrics."""
     jax.config.update("jax_enable_x64", True)
-    validate(cfg)  # Every config value, before any data are generated.
+    # Every config value, before any data are generated; the objects it built are the run's.
+    problem, constraint, optimizer = validate(cfg)
     from pdeopt.data import relative_l2
     from pdeopt.models import parameter_count
     from pdeopt.training import (
@@ -40,11 +41,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     wall_start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
-    problem = instantiate(cfg.problem)
     save_config(cfg, run_dir / "config.yaml")
-
-    constraint = instantiate(cfg.constraint)
-    optimizer = instantiate(cfg.optimizer)
     train_set, test_set = problem.load()
     # A problem whose test split has its own resolution (Navier–Stokes: trained at 64²,
     # tested at 256²) names that PDE `test_pde`; the model and the constraint layer are

@@ -210,6 +210,7 @@ def fit(
             model, opt_state, weights, loss, aux = balanced_train_step(
                 model, opt_state, weights, loss_fn, optimizer, batch, step_key, balancing, update
             )
+        loss, aux = jax.device_get((loss, aux))  # one transfer for the loss and every term
         loss, aux = float(loss), {k: float(v) for k, v in aux.items()}
         if not (math.isfinite(loss) and math.isfinite(aux["grad_norm"])):
             what = "loss" if not math.isfinite(loss) else "gradient"
