@@ -4,12 +4,12 @@ AdaSketch-Newton paper (Hong et al., ICML 2023).
     python -m experiments.bench_scaling                                   # N = 16 … 1024
     python -m experiments.bench_scaling --sizes 256,512,1024 --solvers GMRES+P,IPOPT
     python -m experiments.bench_scaling --sizes 16,32 --solvers LU,GMRES,NYSTROM,IPOPT
-    python -m experiments.bench_scaling --sizes 256,512,1024 --profile    # S, K, S K S
+    python -m experiments.bench_scaling --sizes 256,512,1024 --profile    # R, K, Rᵀ K R
 
 Problems: discrete Poisson control (`poisson_control(N)`, convex QP, n = 2N², m = N²) and the
 semilinear control extension (`semilinear_control(N)`, −Δ_h y + y³ = u). For every size and
 inner solver pdeopt runs `ExactAugmentedLagrangianNewton` in **practical** mode
-(`PracticalSafeguards`: matrix-free, inner solves to ‖r‖ ≤ δ‖∇L‖ with δ = δ₀ = 0.1) until
+(`PracticalSafeguards`: matrix-free, inner solves to ‖r‖ ≤ δ‖∇L‖ with δ = δ₀ = `--delta0`) until
 ‖∇L‖ ≤ `--tol` (1e-6), and reports wall time (after a warm-up compile of the same size), outer
 iterations, inner steps and pdeopt's flop estimate (a dense-K cost model: a matvec counts
 2N² although the stencil matvec costs O(N), so it overstates the work of iterative solvers on
@@ -18,18 +18,18 @@ these sparse problems). Inner solvers:
 - `LU`: `lx.LU()` on the materialised KKT matrix (exact Newton); skipped above
   `--lu-max-kkt` unknowns (dense N² memory, (2/3)N³ flops);
 - `GMRES`: `lx.GMRES(restart=50)`;
-- `MINRES`: pdeopt's `MINRES` (K and S K S are symmetric; one matvec per step, stops on the
+- `MINRES`: pdeopt's `MINRES` (K and Rᵀ K R are symmetric; one matvec per step, stops on the
   residual alone);
 - `GV`: one-column Gaussian sketch-and-project (`GaussianSketchProject`);
 - `BLOCK`: block Gaussian sketch-and-project (`BlockSketchProject`, q = `--block-size`);
 - `NYSTROM`: CG on the normal equations KᵀK with a rank-`--rank` Nyström preconditioner
   (`lx.Normal(NystromPCG(...))`);
 - `GMRES+P`, `MINRES+P`, `NYSTROM+P`, `GV+P`, `BLOCK+P`: the same inner solvers on the split-
-  preconditioned system S K S (`constrained_minimise(..., preconditioner=
-  problem.kkt_preconditioner)`, S = P^(-1/2) for the block-diagonal Schur-complement
-  preconditioner P, applied through the sine transform by FFT: O(n log n) per application);
-  GMRES+P restarts every `PRECONDITIONED_RESTART` = 5 steps (lineax runs every cycle to its
-  end, and S K S needs about three);
+  preconditioned system Rᵀ K R (`constrained_minimise(..., preconditioner=
+  problem.kkt_preconditioner)`, R = Q D with R Rᵀ = P⁻¹ for the block-diagonal
+  Schur-complement preconditioner P, Q the sine transform by FFT: O(n log n) per
+  application); GMRES+P restarts every `PRECONDITIONED_RESTART` = 5 steps (lineax runs every
+  cycle to its end, and Rᵀ K R needs about three);
 - `IPOPT`: IPOPT (casadi 3.8, MUMPS) on a casadi-native sparse model of the same problem
   (checked against the JAX functions), `tol = --ipopt-tol`; time includes only the solve,
   not building the model. IPOPT stops at `--ipopt-time-cap` seconds of wall time (its
@@ -198,8 +198,9 @@ def n_log_n(n: int) -> float:
 
 
 def profile(kind: str, n: int, repeats: int = 7) -> list:
-    """One table row: the median milliseconds of one application of S = P^(-1/2), of the KKT
-    matvec K and of S K S, at the start point (where GMRES+P spends its time)."""
+    """One table row: the median milliseconds of one application of the preconditioner R, of
+    the KKT matvec K and of Rᵀ K R, at the start point (where an inner solve spends its
+    time)."""
     problem = make_problem(kind, n)
     x, lam, args = problem.y0, problem.lambda0, problem.args
 
@@ -215,13 +216,14 @@ def profile(kind: str, n: int, repeats: int = 7) -> list:
             dx, dlam = z[: x.size], z[x.size :]
             return jnp.concatenate([hvp(dx) + vjp_c(dlam)[0], jvp_c(dx)])
 
-        return kkt, problem.kkt_preconditioner(x, lam, args).mv
+        r = problem.kkt_preconditioner(x, lam, args)
+        return kkt, r.mv, r.transpose().mv
 
     z = jnp.linspace(0.0, 1.0, problem.n + problem.m)
     fns = {
-        "S": jax.jit(lambda z: operators()[1](z)),
+        "R": jax.jit(lambda z: operators()[1](z)),
         "K": jax.jit(lambda z: operators()[0](z)),
-        "SKS": jax.jit(lambda z: (lambda k, s: s(k(s(z))))(*operators())),
+        "RtKR": jax.jit(lambda z: (lambda k, r, rt: rt(k(r(z))))(*operators())),
     }
     timings = time_alternating({label: ft.partial(f, z) for label, f in fns.items()}, repeats)
     return [kind, n, problem.n, *(f"{t.median * 1e3:.1f}" for t in timings.values())]
@@ -261,12 +263,12 @@ def main(argv=None):
     print("# Scaling benchmark: PDE-constrained control\n")
     print_fingerprint()
     if args.profile:
-        headers = ["problem", "N", "n = 2N²", "S (ms)", "K (ms)", "S K S (ms)"]
+        headers = ["problem", "N", "n = 2N²", "R (ms)", "K (ms)", "Rᵀ K R (ms)"]
         rows = [profile(kind, n) for kind in args.problems.split(",") for n in sizes]
         print(markdown_table(headers, rows))
         return
     print(
-        f"target ‖∇L‖ ≤ {args.tol:g}; pdeopt in practical mode (δ₀ = 0.1), inner cap "
+        f"target ‖∇L‖ ≤ {args.tol:g}; pdeopt in practical mode (δ₀ = {args.delta0:g}), inner cap "
         f"{args.max_inner_steps} steps per outer iteration, outer cap {args.max_steps}; "
         f"LU up to {args.lu_max_kkt} KKT unknowns; Nyström rank {args.rank}; "
         f"IPOPT tol {args.ipopt_tol:g}, time cap {args.ipopt_time_cap:g} s.\n"

@@ -13,6 +13,8 @@ from helpers import kkt_norm
 
 import pdeopt
 from pdeopt.solvers import (
+    MINRES,
+    BacktrackingArmijo,
     ExactAugmentedLagrangianNewton,
     FaithfulSafeguards,
     IterativeKKTSolver,
@@ -20,6 +22,7 @@ from pdeopt.solvers import (
     PracticalSafeguards,
     constrained_minimise,
 )
+from problems.cutest import semilinear_control
 
 FAITHFUL = ExactAugmentedLagrangianNewton()
 PRACTICAL = ExactAugmentedLagrangianNewton(atol=1e-8, safeguards=PracticalSafeguards())
@@ -302,6 +305,47 @@ def test_invalid_inputs():
         ExactAugmentedLagrangianNewton(kkt_solver=lx.LU())
     with pytest.raises(ValueError, match="non-negative"):
         FaithfulSafeguards(singular_threshold=-1.0)
+    with pytest.raises(ValueError, match="target_fraction"):
+        PracticalSafeguards(target_fraction=1.0)
+
+
+def test_practical_inner_tolerance_stops_at_a_fraction_of_the_target():
+    """Practical mode never asks an inner solve for a residual below `target_fraction` of the
+    outer tolerance ε (solving further cannot matter: a residual that far below ε ends the
+    run); above it, the accuracy condition θδ‖∇L‖ holds as before, unless the last contraction
+    predicts that this step ends the run."""
+    safeguards = PracticalSafeguards(target_fraction=0.1)
+    a = safeguards.assess(None, None, jnp.zeros(2), 1, 0.1)
+    one = jnp.array(1.0)
+    target = jnp.array(1e-6)
+    nan = jnp.array(jnp.nan)
+    tolerance = safeguards.residual_tolerance
+    assert float(tolerance(1.0, 1e-3 * one, 1.0 * one, a, target, nan)) == pytest.approx(1e-3)
+    assert float(tolerance(1.0, 1e-3 * one, 2e-6 * one, a, target, nan)) == pytest.approx(1e-7)
+    exact = PracticalSafeguards(target_fraction=0.0)
+    assert float(exact.residual_tolerance(1.0, 1e-3 * one, 2e-6 * one, a, target, nan)) == (
+        pytest.approx(2e-9)
+    )
+    # A contraction 10 -> 2e-3 predicts 2e-3 · 2e-4 = 4e-7 ≤ ε for the next step: it is solved
+    # to target_fraction·ε instead of δ‖∇L‖ = 2e-6; after 1 -> 2e-3 (4e-6 > ε) it is not.
+    kkt = 2e-3 * one
+    assert float(tolerance(1.0, 1e-3 * one, kkt, a, target, 1.0 * one)) == pytest.approx(2e-6)
+    assert float(tolerance(1.0, 1e-3 * one, kkt, a, target, 10.0 * one)) == pytest.approx(1e-7)
+    # End to end it only trims the last solves: same solution, no more inner steps.
+    problem = semilinear_control(12)
+
+    def solve(fraction):
+        solver = ExactAugmentedLagrangianNewton(
+            atol=1e-8,
+            delta0=1e-3,
+            safeguards=PracticalSafeguards(target_fraction=fraction),
+            kkt_solver=IterativeKKTSolver(MINRES(rtol=0.1, atol=0.0, max_steps=200)),
+        )
+        return problem.minimise(solver, max_steps=30, preconditioner=problem.kkt_preconditioner)
+
+    trimmed, full = solve(0.1), solve(0.0)
+    assert int(trimmed.stats["num_inner_steps"]) <= int(full.stats["num_inner_steps"])
+    np.testing.assert_allclose(trimmed.value, full.value, atol=1e-8)
 
 
 # ----------------------------------------------------------------------------- the API
@@ -397,3 +441,25 @@ def test_infeasible_constraints_are_reported():
     np.testing.assert_allclose(sol.stats["constraint_norm"], 1.0, atol=1e-6)
     with pytest.raises(Exception, match="infeasible"):
         constrained_minimise(f, c, PRACTICAL, jnp.array([0.7, 0.3]))
+
+
+def test_armijo_tolerates_the_merits_roundoff_only_with_progress():
+    """A trial that misses the Armijo bound by less than `roundoff` is accepted when the
+    caller's second measure says it makes progress, and only then; without `roundoff` the test
+    is the exact one (faithful mode's)."""
+    search = BacktrackingArmijo()
+    merit0, slope = jnp.array(5.0e5), jnp.array(-1e-10)
+
+    def merit(alpha):  # rounding noise of 2e-9 swamps the decrease α·s asked for
+        return merit0 + 2e-9, (1e-9 * alpha,)
+
+    def search_with(roundoff, progress):
+        return search.search(merit, merit0, slope, (1.0,), roundoff=roundoff, progress=progress)
+
+    alpha, accepted, _, trials = search_with(1e-12 * merit0, lambda a, aux: aux[0] < 1.0)
+    assert bool(accepted) and float(alpha) == 1.0 and int(trials) == 1
+    for roundoff, progress in [(0.0, lambda a, aux: True), (1e-12 * merit0, lambda a, aux: False)]:
+        _, accepted, _, trials = search_with(roundoff, progress)
+        assert not bool(accepted) and int(trials) == search.max_steps
+    with pytest.raises(ValueError, match="merit_roundoff"):
+        PracticalSafeguards(merit_roundoff=1e-3)

@@ -2,11 +2,13 @@
 
 - The orthonormal DST-I by FFT (`_dst1`) against the dense sine matrix, along one axis and
   along both axes of the grid, where it diagonalises the 5-point Laplacian.
-- `S = control_kkt_preconditioner(...)` against a dense reference `S` built from the dense
-  sine matrix, and `S P S = I` for `P` assembled from the 5-point Laplacian itself (no sine
-  transform); `jit`, `vmap`, `transpose` and `grad` through `S` against the dense reference.
-- A preconditioned GMRES solve of the semilinear problem follows the dense-preconditioner
-  solve step for step and ends at the exact-Newton (LU) solution.
+- `R = control_kkt_preconditioner(...)` against a dense reference `R = Q D` built from the
+  dense sine matrix: `R R^T = P^-1` (the former symmetric `S = P^(-1/2)` squared) and
+  `R^T P R = I` for `P` assembled from the 5-point Laplacian itself (no sine transform);
+  `jit`, `vmap`, `transpose` and `grad` through `R` against the dense reference.
+- A preconditioned GMRES solve of the semilinear problem with `R` follows the solve with the
+  dense symmetric `S` step for step (the two systems are orthogonally similar) and ends at the
+  exact-Newton (LU) solution.
 """
 
 import math
@@ -21,12 +23,18 @@ import pytest
 
 import pdeopt
 from pdeopt.solvers import (
+    MINRES,
     DirectKKTSolver,
     ExactAugmentedLagrangianNewton,
     IterativeKKTSolver,
     PracticalSafeguards,
 )
-from problems.cutest import control_kkt_preconditioner, laplacian_5pt, semilinear_control
+from problems.cutest import (
+    control_kkt_preconditioner,
+    laplacian_5pt,
+    poisson_control,
+    semilinear_control,
+)
 from problems.cutest._applications import _dst1
 
 SIZES = (1, 3, 8, 17)
@@ -46,19 +54,25 @@ def _laplacian_matrix(n):
     return -np.asarray(jax.vmap(lambda e: laplacian_5pt(e, h).reshape(-1))(eye)).T
 
 
-def _dense_sqrt_inverse(n, state_weight, control_weight, shift):
-    """The former dense construction of `S = P^(-1/2)`: `V (.) V` with the N x N sine matrix
-    (and the same eigenvalues `e_i + e_j` of `-Delta_h`), as a jnp function of the weights."""
+def _dense_preconditioner(n, state_weight, control_weight, shift, *, symmetric):
+    """Dense references built with the N x N sine matrix `V` (and the same eigenvalues
+    `e_i + e_j` of `-Delta_h`), as jnp functions of the weights: the factor `R = Q D` of
+    `control_kkt_preconditioner`, or the former symmetric `S = P^(-1/2) = Q D Q`. `Q` maps the
+    multipliers' grid `L` to `(V L V)^T`."""
     v = jnp.asarray(_sine_matrix(n))
     k = jnp.arange(1, n + 1, dtype=jnp.float64)
     e = (n + 1) ** 2 * jnp.sin(jnp.pi * k / (2 * (n + 1))) ** 2
-    schur = (e[:, None] + e[None, :] + shift) ** 2 / state_weight + 1.0 / control_weight
-    inv_sqrt = jax.lax.rsqrt(schur)
+    a_y = jnp.mean(jnp.asarray(state_weight))  # the Schur block takes the mean
+    schur = (e[:, None] + e[None, :] + shift) ** 2 / a_y + 1.0 / control_weight
+    inv_sqrt = jax.lax.rsqrt(schur).reshape(-1)
     nn = n * n
+
+    def sine(lam):
+        return (v @ lam.reshape(n, n) @ v).T.reshape(-1)
 
     def mv(z):
         y, u, lam = z[:nn], z[nn:-nn], z[-nn:]
-        lam = (v @ ((v @ lam.reshape(n, n) @ v) * inv_sqrt) @ v).reshape(-1)
+        lam = sine(sine(lam) * inv_sqrt) if symmetric else sine(lam * inv_sqrt)
         return jnp.concatenate(
             [y * jax.lax.rsqrt(state_weight), u * jax.lax.rsqrt(control_weight), lam]
         )
@@ -106,39 +120,63 @@ def test_dst_matches_the_dense_sine_matrix(n, getkey):
 @pytest.mark.parametrize("n", SIZES)
 def test_preconditioner_matches_the_dense_one(n, weights):
     a_y, a_u, shift = weights
-    s = control_kkt_preconditioner(n, a_y, a_u, shift, jnp.float64)
-    matrix = np.asarray(s.as_matrix())
-    dense = np.asarray(jax.jacfwd(_dense_sqrt_inverse(n, a_y, a_u, shift))(jnp.zeros(3 * n * n)))
+    r = control_kkt_preconditioner(n, a_y, a_u, shift, jnp.float64)
+    matrix = np.asarray(r.as_matrix())
+    zeros = jnp.zeros(3 * n * n)
+    dense, dense_s = (
+        np.asarray(jax.jacfwd(_dense_preconditioner(n, a_y, a_u, shift, symmetric=sym))(zeros))
+        for sym in (False, True)
+    )
     assert matrix.dtype == np.float64
     assert _rel(matrix, dense) < RTOL
-    # S is P^(-1/2) for P = diag(a_y I, a_u I, A^2 / a_y + I / a_u), A = -Delta_h + shift I
-    # assembled from the stencil: S P S = I, and S is symmetric positive definite.
+    # R R^T = S^2 = P^-1, and R^T P R = I for P = diag(a_y I, a_u I, A^2 / a_y + I / a_u),
+    # A = -Delta_h + shift I assembled from the stencil.
+    assert _rel(matrix @ matrix.T, dense_s @ dense_s) < RTOL
     a = _laplacian_matrix(n) + shift * np.eye(n * n)
     p = np.zeros((3 * n * n,) * 2)
     nn = n * n
     p[:nn, :nn] = a_y * np.eye(nn)
     p[nn : 2 * nn, nn : 2 * nn] = a_u * np.eye(nn)
     p[2 * nn :, 2 * nn :] = a @ a / a_y + np.eye(nn) / a_u
-    np.testing.assert_allclose(matrix @ p @ matrix, np.eye(3 * nn), atol=1e-11)
-    np.testing.assert_allclose(matrix, matrix.T, atol=1e-14)
-    assert np.linalg.eigvalsh(matrix).min() > 0
+    np.testing.assert_allclose(matrix.T @ p @ matrix, np.eye(3 * nn), atol=1e-11)
+    # R = Q D: Q symmetric and its own inverse, D positive diagonal.
+    q = np.asarray(r.operator1.as_matrix())
+    d = np.asarray(r.operator2.as_matrix())
+    np.testing.assert_allclose(q, q.T, atol=1e-14)
+    np.testing.assert_allclose(q @ q, np.eye(3 * nn), atol=1e-13)
+    np.testing.assert_array_equal(d, np.diag(np.diag(d)))
+    assert np.diag(d).min() > 0
+
+
+def test_preconditioner_takes_a_diagonal_state_weight(getkey):
+    """A vector of state weights scales the state block entry by entry; the Schur block uses
+    their mean."""
+    n = 5
+    weights = jr.uniform(getkey(), (n * n,), minval=0.5, maxval=2.0, dtype=jnp.float64)
+    r = control_kkt_preconditioner(n, weights, 0.1, 1.0, jnp.float64)
+    mean = control_kkt_preconditioner(n, jnp.mean(weights), 0.1, 1.0, jnp.float64)
+    z = jr.normal(getkey(), (3 * n * n,), dtype=jnp.float64)
+    nn = n * n
+    np.testing.assert_allclose(r.mv(z)[:nn], z[:nn] / jnp.sqrt(weights), rtol=1e-14)
+    np.testing.assert_allclose(r.mv(z)[nn:], mean.mv(z)[nn:], rtol=1e-14)
 
 
 def test_preconditioner_jit_vmap_transpose(getkey):
     n = 8
     a_y, a_u, shift = WEIGHTS[1]
-    s = control_kkt_preconditioner(n, a_y, a_u, shift, jnp.float64)
-    dense = _dense_sqrt_inverse(n, a_y, a_u, shift)
+    r = control_kkt_preconditioner(n, a_y, a_u, shift, jnp.float64)
+    dense = _dense_preconditioner(n, a_y, a_u, shift, symmetric=False)
+    dense_t = jax.linear_transpose(dense, jnp.zeros(3 * n * n))
     zs = jr.normal(getkey(), (4, 3 * n * n), dtype=jnp.float64)
     expected = jax.vmap(dense)(zs)
-    assert _rel(eqx.filter_jit(lambda op, z: op.mv(z))(s, zs[0]), expected[0]) < RTOL
-    assert _rel(jax.vmap(s.mv)(zs), expected) < RTOL
-    assert _rel(jax.linear_transpose(s.mv, zs[0])(zs[1])[0], dense(zs[1])) < RTOL
-    assert _rel(s.transpose().mv(zs[1]), dense(zs[1])) < RTOL
+    assert _rel(eqx.filter_jit(lambda op, z: op.mv(z))(r, zs[0]), expected[0]) < RTOL
+    assert _rel(jax.vmap(r.mv)(zs), expected) < RTOL
+    assert _rel(jax.linear_transpose(r.mv, zs[0])(zs[1])[0], dense_t(zs[1])[0]) < RTOL
+    assert _rel(r.transpose().mv(zs[1]), dense_t(zs[1])[0]) < RTOL
 
 
 def test_preconditioner_grad_matches_the_dense_one(getkey):
-    """The semilinear problem builds `S` from traced means of the iterate; gradients through
+    """The semilinear problem builds `R` from traced means of the iterate; gradients through
     the FFT construction match the dense ones (and central differences)."""
     n = 8
     z = jr.normal(getkey(), (3 * n * n,), dtype=jnp.float64)
@@ -150,7 +188,7 @@ def test_preconditioner_grad_matches_the_dense_one(getkey):
         return control_kkt_preconditioner(n, a_y, a_u, shift, jnp.float64).mv
 
     def dense(a_y, a_u, shift):
-        return _dense_sqrt_inverse(n, a_y, a_u, shift)
+        return _dense_preconditioner(n, a_y, a_u, shift, symmetric=False)
 
     weights = jnp.asarray(WEIGHTS[1])
     grad = jax.jit(jax.grad(lambda w: loss(w, fft)))(weights)
@@ -159,7 +197,7 @@ def test_preconditioner_grad_matches_the_dense_one(getkey):
         step = 1e-4 * weights[i]
         e = step * jnp.eye(3)[i]
         fd = (loss(weights + e, fft) - loss(weights - e, fft)) / (2 * step)
-        np.testing.assert_allclose(grad[i], fd, rtol=1e-6)
+        np.testing.assert_allclose(grad[i], fd, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -180,16 +218,17 @@ def _solve(problem, kkt_solver, preconditioner):
 
 
 def test_preconditioned_solve_matches_the_dense_preconditioner():
-    """Semilinear control, N = 8: GMRES on S K S with the FFT-applied S takes the same outer
-    and inner steps as with the former dense S, and both end at the LU solution."""
+    """Semilinear control, N = 8: GMRES on R^T K R with the FFT-applied R takes the same outer
+    and inner steps as on S K S with the former dense, symmetric S (an orthogonally similar
+    system), and both end at the LU solution."""
     n = 8
     problem = semilinear_control(n)
     y_d, alpha = problem.args
 
     def dense_preconditioner(x, lam, args):
         y = x[: n * n]
-        state_weight = jnp.mean(jnp.abs(1.0 + 6.0 * y * lam))
-        mv = _dense_sqrt_inverse(n, state_weight, alpha, 3.0 * jnp.mean(y**2))
+        state_weight = jnp.abs(1.0 + 6.0 * y * lam)
+        mv = _dense_preconditioner(n, state_weight, alpha, 3.0 * jnp.mean(y**2), symmetric=True)
         return lx.FunctionLinearOperator(
             mv,
             jax.ShapeDtypeStruct((3 * n * n,), x.dtype),
@@ -208,3 +247,25 @@ def test_preconditioned_solve_matches_the_dense_preconditioner():
     np.testing.assert_allclose(fft.multipliers, dense.multipliers, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fft.value, exact.value, rtol=0, atol=1e-8)
     np.testing.assert_allclose(fft.multipliers, exact.multipliers, rtol=0, atol=1e-8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make", [poisson_control, semilinear_control])
+def test_minres_solves_both_control_problems_at_two_million_unknowns(make):
+    """N = 1024 (n = 2·10⁶, the size of the scaling benchmark): MINRES on Rᵀ K R reaches
+    ‖∇L‖ ≤ 1e-6 on both problems. Near the solution the merit's rounding error exceeds the
+    decrease Armijo asks for; without the round-off-aware search the Poisson solve stalled at
+    ‖∇L‖ ≈ 3e-5."""
+    problem = make(1024)
+    solver = ExactAugmentedLagrangianNewton(
+        atol=1e-6,
+        delta0=1e-3,
+        safeguards=PracticalSafeguards(),
+        kkt_solver=IterativeKKTSolver(MINRES(rtol=0.0, atol=0.0, max_steps=1000)),
+        max_inner_steps=1000,
+    )
+    sol = problem.minimise(
+        solver, max_steps=20, throw=False, preconditioner=problem.kkt_preconditioner
+    )
+    assert sol.result == pdeopt.RESULTS.successful
+    assert int(sol.stats["num_steps"]) <= 5

@@ -210,9 +210,7 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
 
         def solve(shift, dual):
             system = KKTSystem(hvp_x, jvp_c, vjp_c, grad_x, c, shift, dual)
-            return self._direction(
-                system, precond, a, kkt, st.mu, st.nu, delta, dirderiv, inner_key
-            )
+            return self._direction(system, precond, a, st, delta, dirderiv, inner_key)
 
         zero = jnp.zeros((), x.dtype)
         if self.safeguards.resolve_on_negative_curvature:
@@ -256,7 +254,13 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
         c_norm = jnp.linalg.norm(c)
         slope = self.beta * dirderiv(inner.z, mu, nu)
         alpha, accepted, (kkt_new, c_norm_new), trials = self.search.search(
-            merit, merit0, slope, (kkt, c_norm)
+            merit,
+            merit0,
+            slope,
+            (kkt, c_norm),
+            roundoff=self.safeguards.merit_roundoff * jnp.abs(merit0),
+            # Only a full step that cuts ‖∇L‖ by (1 − β) counts as progress beyond round-off.
+            progress=lambda alpha, aux: (alpha == 1.0) & (aux[0] <= (1.0 - self.beta) * kkt),
         )
         search_result = RESULTS.where(
             accepted,
@@ -336,43 +340,46 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
         trial = self.safeguards.delta_trial(mu, nu, self.beta, a)
         return jnp.maximum(jnp.minimum(delta, trial), self.delta_min)
 
-    def _direction(self, system: KKTSystem, precond, a, kkt, mu, nu, delta, dirderiv, key):
+    def _direction(self, system: KKTSystem, precond, a, st: "_State", delta, dirderiv, key):
         """Inner rounds to the accuracy condition, each followed by the descent test.
 
-        With a preconditioner S (symmetric positive definite, S² ≈ |K|⁻¹) the KKT solver sees
-        (S K S) w = −S∇L and z = S w; its residual is S r, so its tolerance is τ scaled by
-        ‖S r‖/‖r‖ of the current round, and the accuracy condition is still tested on the true
-        r = K z + ∇L.
+        With a preconditioner R (R Rᵀ ≈ |K|⁻¹) the KKT solver sees (Rᵀ K R) w = −Rᵀ∇L and
+        z = R w; its residual is Rᵀ r, so its tolerance is τ scaled by ‖Rᵀ r‖/‖r‖ of the
+        current round, and the accuracy condition is still tested on the true r = K z + ∇L.
         """
         grad_l = system.grad_l
         size = grad_l.shape[0]
+        kkt = st.kkt
+        previous = jnp.where(st.step > 0, st.kkt_history[jnp.maximum(st.step - 1, 0)], jnp.nan)
         operator = system.operator()
         if precond is None:
-            scale = lambda v: v
+            scale = scale_t = lambda v: v
             linear = operator
         else:
-            scale = precond.mv
-            linear = lx.TaggedLinearOperator(precond @ operator @ precond, lx.symmetric_tag)
-        rhs = -scale(grad_l)
+            scale, transposed = precond.mv, precond.transpose()
+            scale_t = transposed.mv
+            linear = lx.TaggedLinearOperator(transposed @ operator @ precond, lx.symmetric_tag)
+        rhs = -scale_t(grad_l)
         kkt_solver = self.kkt_solver
         solver_state = kkt_solver.init(linear)
 
         def tolerance(s):
-            return self.safeguards.residual_tolerance(self.theta, s.delta, kkt, a)
-
-        def system_tolerance(s):
-            """τ for the residual the linear solver sees (S r; r itself without S)."""
-            if precond is None:
-                return tolerance(s)
-            r_norm = jnp.linalg.norm(s.r)
-            ratio = jnp.linalg.norm(scale(s.r)) / jnp.where(r_norm > 0, r_norm, 1.0)
-            return tolerance(s) * jnp.where(r_norm > 0, ratio, 1.0)
+            return self.safeguards.residual_tolerance(
+                self.theta, s.delta, kkt, a, st.tolerance, previous
+            )
 
         def refine(s):
             key, subkey = jr.split(s.key)
             steps_left = self.max_inner_steps - s.steps
+            # The residual the linear solver sees: Rᵀ r (r without R); −rhs in the first round.
+            seen = lax.cond(s.rounds == 0, lambda: -rhs, lambda: scale_t(s.r))
+            system_tolerance = tolerance(s)
+            if precond is not None:  # τ scaled by ‖Rᵀ r‖/‖r‖
+                r_norm = jnp.linalg.norm(s.r)
+                ratio = jnp.linalg.norm(seen) / jnp.where(r_norm > 0, r_norm, 1.0)
+                system_tolerance = system_tolerance * jnp.where(r_norm > 0, ratio, 1.0)
             w, k, failed = kkt_solver.solve_round(
-                linear, rhs, s.w, scale(s.r), system_tolerance(s), steps_left, subkey, solver_state
+                linear, rhs, s.w, seen, system_tolerance, steps_left, subkey, solver_state
             )
             z = scale(w)
             r = system.mv(z) + grad_l
@@ -413,8 +420,8 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
             w=jnp.zeros(size, grad_l.dtype),
             z=jnp.zeros(size, grad_l.dtype),
             r=grad_l,
-            mu=mu,
-            nu=nu,
+            mu=st.mu,
+            nu=st.nu,
             delta=delta,
             key=key,
             steps=zero,
@@ -453,7 +460,7 @@ class _State(eqx.Module):
 
 
 class _Inner(eqx.Module):
-    w: Array  # the KKT solver's unknown: z = S w under split preconditioning, else w = z
+    w: Array  # the KKT solver's unknown: z = R w with a preconditioner R, else w = z
     z: Array
     r: Array
     mu: _Scalar

@@ -162,12 +162,14 @@ def constrained_minimise(
       the failure in `solution.result`.
     - `adjoint`: an `optx.AbstractAdjoint`; `optx.ImplicitAdjoint(linear_solver=lx.LU())` by
       default. Its linear solver sees the symmetric indefinite KKT Jacobian.
-    - `preconditioner`: `preconditioner(x, λ, args) -> S` on the flattened (x, λ) ∈ R^{n+m}, a
-      symmetric positive definite `lx.AbstractLinearOperator` with S² ≈ |K|⁻¹ (e.g. the
-      inverse square root of a block-diagonal KKT preconditioner diag(B̂, Ĝ B̂⁻¹ Ĝᵀ)), built
-      once per outer iteration. The KKT solver then solves (S K S) w = −S∇L and z = S w; the
-      accuracy condition is still tested on K z + ∇L. The PDE-control problems provide one as
-      `problem.kkt_preconditioner`. `stats["flops"]` does not count the applications of S.
+    - `preconditioner`: `preconditioner(x, λ, args) -> R` on the flattened (x, λ) ∈ R^{n+m}, a
+      nonsingular `lx.AbstractLinearOperator` with R Rᵀ ≈ |K|⁻¹, built once per outer
+      iteration: a symmetric positive definite S = P^(-1/2) for a block-diagonal KKT
+      preconditioner P = diag(B̂, Ĝ B̂⁻¹ Ĝᵀ), or a factor R = Q D (Q orthogonal, D diagonal)
+      of P⁻¹ = Q D² Qᵀ, which costs one application of Q each way per product. The KKT solver
+      then solves (Rᵀ K R) w = −Rᵀ∇L and z = R w; the accuracy condition is still tested on
+      K z + ∇L. The PDE-control problems provide one as `problem.kkt_preconditioner`.
+      `stats["flops"]` does not count the applications of R.
 
     **Returns:**
 

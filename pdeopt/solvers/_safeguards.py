@@ -34,6 +34,7 @@ class AbstractSafeguards(eqx.Module):
     """
 
     resolve_on_negative_curvature: eqx.AbstractClassVar[bool]
+    merit_roundoff: eqx.AbstractVar[float]
 
     @abc.abstractmethod
     def assess(
@@ -48,9 +49,17 @@ class AbstractSafeguards(eqx.Module):
 
     @abc.abstractmethod
     def residual_tolerance(
-        self, theta: float, delta: _Scalar, kkt: _Scalar, a: _Assessment
+        self,
+        theta: float,
+        delta: _Scalar,
+        kkt: _Scalar,
+        a: _Assessment,
+        target: _Scalar,
+        previous: _Scalar,
     ) -> _Scalar:
-        """The absolute bound on ‖r‖ = ‖Kz + ∇L‖ at which the inner solve stops."""
+        """The absolute bound on ‖r‖ = ‖Kz + ∇L‖ at which the inner solve stops; `target` is
+        the outer solver's success tolerance on ‖∇L‖, `previous` the ‖∇L‖ of the previous
+        iterate (NaN at the first)."""
 
     @abc.abstractmethod
     def delta_trial(self, mu: _Scalar, nu: _Scalar, beta: float, a: _Assessment) -> _Scalar:
@@ -101,6 +110,7 @@ class FaithfulSafeguards(AbstractSafeguards):
     singular_threshold: float = 1e-2
     reduced_hessian_threshold: float = 1e-6
     resolve_on_negative_curvature: ClassVar[bool] = False
+    merit_roundoff: ClassVar[float] = 0.0  # the reference code's exact Armijo test
 
     def __check_init__(self):
         for name in ("singular_threshold", "reduced_hessian_threshold"):
@@ -134,7 +144,7 @@ class FaithfulSafeguards(AbstractSafeguards):
         singular = xi_g < self.singular_threshold
         return _Assessment(singular, shift, psi, upsilon, k_fro, jnp.asarray(flops, x.dtype))
 
-    def residual_tolerance(self, theta, delta, kkt, a):
+    def residual_tolerance(self, theta, delta, kkt, a, target, previous):
         # ‖K‖_F·Ψ·‖r‖ ≤ θ·δ·‖∇L‖
         return theta * delta * kkt / (a.k_fro * a.psi)
 
@@ -147,8 +157,12 @@ class PracticalSafeguards(AbstractSafeguards):
     paper).
 
     - No a-priori tests (they would need G and H as matrices). The inner solve stops once
-      ‖r‖ ≤ θ·δ·‖∇L‖ (no Ψ‖K‖_F factor), and δ_trial ≡ ∞, so δ only shrinks through the
-      descent test (δ ← δ/ρ⁴).
+      ‖r‖ ≤ max(θ·δ·‖∇L‖, `target_fraction`·ε) (no Ψ‖K‖_F factor; ε is the outer success
+      tolerance: a step whose residual is well below ε ends the solve, so solving further
+      buys nothing), and δ_trial ≡ ∞, so δ only shrinks through the descent test (δ ← δ/ρ⁴).
+      When the last contraction predicts that the step ends the run (‖∇L_k‖²/‖∇L_{k−1}‖ ≤ ε,
+      the superlinear phase), the bound is `target_fraction`·ε, so that it does end it rather
+      than land just above ε and cost one more outer iteration.
     - Curvature: if m < n and the computed step has Δxᵀ∇²ₓL Δx <
       `reduced_hessian_threshold`·‖Δx‖², the KKT system is solved again from zero with
       B = H + (ξ_B + ‖H‖)·I, where ‖H‖ ≈ ‖H‖₂ comes from `power_steps` power iterations
@@ -167,12 +181,21 @@ class PracticalSafeguards(AbstractSafeguards):
     **Arguments:**
 
     - `reduced_hessian_threshold`: curvature threshold of the test above.
+    - `target_fraction`: the floor of the inner tolerance as a fraction of the outer
+        success tolerance (0.1; 0 solves every step to θ·δ·‖∇L‖ however small).
+    - `merit_roundoff`: the relative rounding error of the merit tolerated by the line search
+        (1e-12, about 5000 ε): a trial that misses the Armijo bound by at most
+        `merit_roundoff`·|L_{μ,ν}| is accepted if it is the full step (α = 1) and cuts ‖∇L‖
+        by the factor (1 − β) (see [`pdeopt.solvers.BacktrackingArmijo`][]). 0 restores the
+        exact test.
     - `power_steps`: power iterations for the ‖H‖ estimate (a static int).
     - `dual_regularization`: δ_c of the regularised re-solve.
     - `infeasibility_tol`: the relative stationarity ‖Gᵀc‖/‖c‖ that counts as infeasible.
     """
 
     reduced_hessian_threshold: float = 1e-6
+    target_fraction: float = 0.1
+    merit_roundoff: float = 1e-12
     power_steps: int = eqx.field(static=True, default=20)
     dual_regularization: float = 1e-2
     infeasibility_tol: float = 1e-2
@@ -185,13 +208,26 @@ class PracticalSafeguards(AbstractSafeguards):
             value = getattr(self, name)
             if isinstance(value, (int, float)) and not value > 0:
                 raise ValueError(f"`PracticalSafeguards({name}={value})` must be positive.")
+        value = self.target_fraction
+        if isinstance(value, (int, float)) and not 0 <= value < 1:
+            raise ValueError(f"`PracticalSafeguards(target_fraction={value})` must lie in [0, 1).")
+        value = self.merit_roundoff
+        if isinstance(value, (int, float)) and not 0 <= value < 1e-6:
+            raise ValueError(
+                f"`PracticalSafeguards(merit_roundoff={value})` must lie in [0, 1e-6): it is a "
+                "relative rounding error, e.g. 1e-12."
+            )
 
     def assess(self, hvp, jvp_c, x, m, xi_b):
         one = jnp.array(1.0, x.dtype)
         return _Assessment(jnp.array(False), 0.0 * one, one, one, one, 0.0 * one)
 
-    def residual_tolerance(self, theta, delta, kkt, a):
-        return theta * delta * kkt
+    def residual_tolerance(self, theta, delta, kkt, a, target, previous):
+        floor = self.target_fraction * target
+        tolerance = jnp.maximum(theta * delta * kkt, floor)
+        # The last contraction predicts that this step ends the run: make sure it does.
+        final = kkt * (kkt / previous) <= target  # (False at the first iterate: NaN)
+        return jnp.where(final, jnp.minimum(tolerance, floor), tolerance)
 
     def delta_trial(self, mu, nu, beta, a):
         return jnp.array(jnp.inf, mu.dtype)

@@ -13,6 +13,13 @@ class BacktrackingArmijo(eqx.Module):
     """Armijo backtracking: α = 1, ½, ¼, … until φ(α) ≤ φ(0) + α·s, where s is β times the
     directional derivative of the merit φ along the step (s < 0 for a descent step).
 
+    Round-off: close to a solution the decrease α·s that Armijo asks for can fall below the
+    rounding error of φ itself (a sum of millions of terms), and the test then rejects a good
+    step by chance. With a `roundoff` > 0, a trial that misses the bound by at most `roundoff`
+    is accepted too when the caller's second measure of progress, `progress(α, aux)`, holds
+    (the same relaxation by a multiple of the machine epsilon times |φ| as in IPOPT's line
+    search, Wächter and Biegler 2006, there without a second measure).
+
     There is no minimum α: the search ends unaccepted after `max_steps` halvings, and the
     caller decides what that means.
 
@@ -33,6 +40,8 @@ class BacktrackingArmijo(eqx.Module):
         merit0: Float[Array, ""],
         slope: Float[Array, ""],
         aux0: Any,
+        roundoff: Float[Array, ""] | float = 0.0,
+        progress: Callable[[Float[Array, ""], Any], Bool[Array, ""]] | None = None,
     ) -> tuple[Float[Array, ""], Bool[Array, ""], Any, Int[Array, ""]]:
         """Run the search.
 
@@ -42,6 +51,9 @@ class BacktrackingArmijo(eqx.Module):
         - `merit0`: φ(0).
         - `slope`: s, the sufficient-decrease slope.
         - `aux0`: aux before any trial (its structure is the loop's).
+        - `roundoff`: the absolute rounding error of φ tolerated with `progress` (0: none).
+        - `progress`: (α, aux) ↦ whether the trial makes progress by a second measure; needed
+            when `roundoff` may be positive.
 
         **Returns:**
 
@@ -57,7 +69,11 @@ class BacktrackingArmijo(eqx.Module):
             alpha, _, _, k = carry
             alpha = 0.5 * alpha
             value, aux = merit(alpha)
-            return alpha, value <= merit0 + alpha * slope, aux, k + 1
+            bound = merit0 + alpha * slope
+            accepted = value <= bound
+            if progress is not None:
+                accepted = accepted | ((value <= bound + roundoff) & progress(alpha, aux))
+            return alpha, accepted, aux, k + 1
 
         # Starts from α = 2 so that the first trial, α = 1, happens inside the loop.
         init = (jnp.array(2.0, merit0.dtype), jnp.array(False), aux0, jnp.array(0))

@@ -241,44 +241,53 @@ def _laplacian_eigenvalues(n: int, dtype) -> Float[Array, "N N"]:
 def control_kkt_preconditioner(
     n: int, state_weight: ArrayLike, control_weight: ArrayLike, shift: ArrayLike, dtype
 ) -> lx.AbstractLinearOperator:
-    """`S = P^(-1/2)` for the block-diagonal KKT preconditioner of a control problem on the
-    N x N grid with variables `[state; control]` and multipliers of `A state - control`-type
-    constraints, `A ~ -Delta_h + shift`:
+    """`R = Q D` with `R R^T = P^-1` for the block-diagonal KKT preconditioner of a control
+    problem on the N x N grid with variables `[state; control]` and multipliers of
+    `A state - control`-type constraints, `A ~ -Delta_h + shift`:
 
-    `P = diag(a_y I, a_u I, S_hat)`, `S_hat = A^2 / a_y + I / a_u` (the Schur complement
-    `G H^-1 G^T` of `H = diag(a_y I, a_u I)`, `G = [A, -I]`), applied exactly through the
-    orthonormal sine transform (DST-I) that diagonalises `Delta_h`, computed by FFT along both
-    grid axes: O(N^2 log N) per application. When `H` and `G` are exact (Poisson control)
-    `S K S` has the three eigenvalues `1, (1 +- sqrt 5)/2` (Murphy, Golub and Wathen, 2000),
-    whatever N.
+    `P = diag(H_y, a_u I, S_hat)`, `S_hat = A^2 / a_y + I / a_u` (the Schur complement
+    `G H^-1 G^T` of `H = diag(a_y I, a_u I)`, `G = [A, -I]`), where `H_y` is the state block
+    (`a_y I`, or a diagonal whose mean is `a_y`). The orthonormal sine transform
+    (DST-I) along both grid axes diagonalises `Delta_h`, so `P = Q diag(p) Q` with `Q` the
+    identity on the state and control blocks and the two-axis sine transform on the
+    multipliers (symmetric and its own inverse), computed by FFT: O(N^2 log N). `R` is
+    `Q diag(p)^(-1/2)`, so the KKT solver's system `R^T K R = D Q K Q D` costs one
+    transform each way per product, half of the symmetric `S K S` with `S = P^(-1/2) =
+    Q D Q` (orthogonally similar to it: same spectrum, same Krylov iterates up to `Q`). When
+    `H` and `G` are exact (Poisson control) the spectrum is `1, (1 +- sqrt 5)/2` (Murphy,
+    Golub and Wathen, 2000), whatever N.
 
     **Arguments:**
 
     - `n`: grid points per side, `N`.
-    - `state_weight`, `control_weight`: `a_y`, `a_u > 0`, the Hessian's diagonal blocks.
+    - `state_weight`: the state block's weight, a positive scalar `a_y` or a positive vector
+        of `N^2` diagonal entries (the Schur block then uses their mean `a_y`).
+    - `control_weight`: `a_u > 0`, the control block's weight.
     - `shift`: a constant added to `-Delta_h` (e.g. the mean of `3 y^2` for `-Delta y + y^3`).
     - `dtype`: the floating dtype.
     """
     nn = n * n
-    schur = (_laplacian_eigenvalues(n, dtype) + shift) ** 2 / state_weight + 1.0 / control_weight
-    inv_sqrt = jax.lax.rsqrt(schur)
-
-    def mv(z):
-        y, u, lam = z[:nn], z[nn:-nn], z[-nn:]
-        # V (inv_sqrt * (V lam V)) V with DSTs along the last axis: lam V, then one transpose
-        # gives (V lam V)^T; inv_sqrt is symmetric, so one more transpose ends at V (.) V.
-        lam = _dst1(jnp.reshape(lam, (n, n)))
-        lam = _dst1(_dst1(_dst1(lam.T) * inv_sqrt).T)
-        lam = jnp.reshape(lam, (-1,))
-        return jnp.concatenate(
-            [y * jax.lax.rsqrt(state_weight), u * jax.lax.rsqrt(control_weight), lam]
-        )
-
-    return lx.FunctionLinearOperator(
-        mv,
-        jax.ShapeDtypeStruct((3 * nn,), dtype),
-        tags=(lx.symmetric_tag, lx.positive_semidefinite_tag),
+    state_weight = jnp.asarray(state_weight, dtype)
+    a_y = jnp.mean(state_weight)
+    schur = (_laplacian_eigenvalues(n, dtype) + shift) ** 2 / a_y + 1.0 / control_weight
+    ones = jnp.ones(nn, dtype)
+    scale = jnp.concatenate(
+        [
+            ones * jax.lax.rsqrt(state_weight),
+            ones * jax.lax.rsqrt(jnp.asarray(control_weight, dtype)),
+            jnp.reshape(jax.lax.rsqrt(schur), (-1,)),
+        ]
     )
+
+    def transform(z):
+        # (V L V)^T for the multipliers' grid L: symmetric and an involution in the vec
+        # space; the eigenvalue grid e_i + e_j is symmetric, so the transpose is harmless.
+        lam = _dst1(_dst1(jnp.reshape(z[-nn:], (n, n))).T)
+        return z.at[-nn:].set(jnp.reshape(lam, (-1,)))
+
+    struct = jax.ShapeDtypeStruct((3 * nn,), dtype)
+    sine = lx.FunctionLinearOperator(transform, struct, tags=lx.symmetric_tag)
+    return sine @ lx.DiagonalLinearOperator(scale)
 
 
 def poisson_w_true(n: int) -> np.ndarray:
@@ -353,11 +362,11 @@ def _semilinear_constraints(x, args):
 
 
 def _semilinear_preconditioner(x, lam, args):
-    # The Hessian's state block I + diag(6 y lambda) and the Jacobian's -Delta_h + diag(3 y^2)
-    # with their diagonals replaced by (absolute) means.
+    # The Hessian's state block |I + diag(6 y lambda)|; the Schur block takes the mean of that
+    # diagonal and the Jacobian's -Delta_h + diag(3 y^2) with diag(3 y^2) replaced by its mean.
     y_d, alpha = args
     y = x[: y_d.shape[0]]
-    state_weight = jnp.mean(jnp.abs(1.0 + 6.0 * y * lam))
+    state_weight = jnp.abs(1.0 + 6.0 * y * lam)
     shift = 3.0 * jnp.mean(y**2)
     n = math.isqrt(y_d.shape[0])
     return control_kkt_preconditioner(n, state_weight, alpha, shift, x.dtype)
@@ -376,9 +385,10 @@ def semilinear_control(n: int = 3, alpha: float = 1.0e-2) -> ConstrainedProblem:
     column-major layout `x = [vec(y); vec(u)]`, `n = 2N^2`, `m = N^2`. The norms are plain
     Euclidean norms of grid vectors, as in the Poisson problem (no `h^2` quadrature weight),
     and `alpha = 1e-2` by default. Start `x0 = 1`, `lambda0 = 1`. For `alpha > 0`,
-    `kkt_preconditioner` is [`control_kkt_preconditioner`][] with the diagonals of the
-    Hessian's state block `I + diag(6 y lambda)` and of `diag(3 y^2)` in the Jacobian replaced
-    by their (absolute) means: exact for constant `y` and `lambda`, approximate otherwise.
+    `kkt_preconditioner` is [`control_kkt_preconditioner`][] with the Hessian's state block
+    `|I + diag(6 y lambda)|` itself and, in the Schur block, the mean of its diagonal and the
+    mean of `diag(3 y^2)` in the Jacobian: exact for constant `y` and `lambda`, approximate
+    otherwise.
 
     **Arguments:**
 

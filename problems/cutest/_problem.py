@@ -52,8 +52,8 @@ class ConstrainedProblem(eqx.Module):
     - `reference_objective`: `f*` from the literature / the SIF file's comments, or `None`.
     - `paper_iterations`: the paper's iteration counts, for side-by-side reports.
     - `notes`: provenance and caveats (e.g. which formula could not be cross-checked).
-    - `kkt_preconditioner`: `(y, lambda, args) -> S`, a symmetric positive definite
-        `lineax` operator with `S^2 ~ |K|^-1` for the KKT matrix K, to pass as
+    - `kkt_preconditioner`: `(y, lambda, args) -> R`, a nonsingular `lineax` operator with
+        `R R^T ~ |K|^-1` for the KKT matrix K, to pass as
         `constrained_minimise(..., preconditioner=problem.kkt_preconditioner)`; `None` when
         the problem has none (all but the PDE-control problems).
     """
