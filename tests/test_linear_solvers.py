@@ -109,6 +109,26 @@ def test_minres_solves_three_eigenvalues_in_three_steps(getkey):
     assert capped.result == lx.RESULTS.max_steps_reached
 
 
+def test_minres_warm_start_with_a_known_residual(getkey):
+    """A warm start from `y0` with its residual passed as `options["residual"]` takes the same
+    steps to the same solution as one that recomputes it, and a zero `y0` equals no `y0`."""
+    q, _ = jnp.linalg.qr(jr.normal(getkey(), (40, 40)))
+    eigenvalues = jnp.concatenate([jnp.linspace(-3.0, -1.0, 20), jnp.linspace(1.0, 5.0, 20)])
+    matrix = (q * eigenvalues) @ q.T
+    operator = lx.MatrixLinearOperator(matrix, lx.symmetric_tag)
+    b, y0 = jr.normal(getkey(), (40,)), jr.normal(getkey(), (40,))
+    solver = MINRES(rtol=1e-9, atol=0.0, max_steps=200)
+    plain = lx.linear_solve(operator, b, solver, options={"y0": y0})
+    known = lx.linear_solve(operator, b, solver, options={"y0": y0, "residual": b - matrix @ y0})
+    assert int(known.stats["num_steps"]) == int(plain.stats["num_steps"])
+    np.testing.assert_allclose(known.value, plain.value, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(matrix @ known.value, b, rtol=0, atol=1e-7)
+    cold = lx.linear_solve(operator, b, solver)
+    zero = lx.linear_solve(operator, b, solver, options={"y0": jnp.zeros(40)})
+    np.testing.assert_array_equal(zero.value, cold.value)
+    assert MINRES.takes_initial_residual and not hasattr(lx.GMRES, "takes_initial_residual")
+
+
 def test_minres_needs_a_symmetric_operator(getkey):
     operator = lx.MatrixLinearOperator(jr.normal(getkey(), (4, 4)))
     with pytest.raises(ValueError, match="symmetric_tag"):

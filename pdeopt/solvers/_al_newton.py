@@ -252,7 +252,7 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
             return value, (jnp.sqrt(jnp.sum(gx_t**2) + jnp.sum(c_t**2)), jnp.linalg.norm(c_t))
 
         c_norm = jnp.linalg.norm(c)
-        slope = self.beta * dirderiv(inner.z, mu, nu)
+        slope = self.beta * inner.derivative
         alpha, accepted, (kkt_new, c_norm_new), trials = self.search.search(
             merit,
             merit0,
@@ -392,13 +392,14 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
             )
 
         def descent(s):
-            not_descent = dirderiv(s.z, s.mu, s.nu) > -0.5 * s.nu * kkt**2
+            derivative = dirderiv(s.z, s.mu, s.nu)
+            not_descent = derivative > -0.5 * s.nu * kkt**2
             update = not_descent & ~self._capped(s.mu, s.nu)
             mu_new = self.rho**2 * s.mu
             nu_new = s.nu / self.rho
             delta_new = self._clamp_delta(s.delta / self.rho**4, mu_new, nu_new, a)
             return eqx.tree_at(
-                lambda t: (t.mu, t.nu, t.delta, t.done, t.penalty_updates),
+                lambda t: (t.mu, t.nu, t.delta, t.done, t.penalty_updates, t.derivative),
                 s,
                 (
                     jnp.where(update, mu_new, s.mu),
@@ -406,6 +407,7 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
                     jnp.where(update, delta_new, s.delta),
                     ~update,
                     s.penalty_updates + update.astype(int),
+                    derivative,
                 ),
             )
 
@@ -431,6 +433,7 @@ class ExactAugmentedLagrangianNewton(eqx.Module):
             flops=jnp.zeros((), grad_l.dtype),
             penalty_updates=zero,
             cap_hit=jnp.array(False),
+            derivative=jnp.zeros((), grad_l.dtype),
         )
         return lax.while_loop(lambda s: ~s.done, body, init)
 
@@ -474,3 +477,4 @@ class _Inner(eqx.Module):
     flops: _Scalar
     penalty_updates: Int[Array, ""]
     cap_hit: Bool[Array, ""]
+    derivative: _Scalar  # ∇L_{μ,ν}ᵀz at the final (z, μ, ν), from the last descent test

@@ -134,7 +134,9 @@ class IterativeKKTSolver(AbstractKKTSolver):
     """An iterative solver, warm-started from the current z and stopped by the accuracy
     condition itself.
 
-    Each round solves K z = −∇L with `options = {"key": subkey, "y0": z}`. The solver's
+    Each round solves K z = −∇L with `options = {"key": subkey, "y0": z}`, and
+    `options["residual"]` = −(K z + ∇L) for a solver that declares `takes_initial_residual`
+    ([`pdeopt.solvers.MINRES`][]: it saves a matvec per round). The solver's
     tolerance fields, where it declares them as lineax's iterative solvers do, are set: `rtol =
     0`, `atol = τ` and `norm` the 2-norm, so it stops exactly at ‖r‖₂ ≤ τ; `max_steps` (and a
     sketch solver's `stagnation_iters`) become the inner steps left.
@@ -180,6 +182,8 @@ class IterativeKKTSolver(AbstractKKTSolver):
     def solve_round(self, system, rhs, w, residual, tolerance, steps_left, key, state):
         solver = self._bounded(tolerance, steps_left)
         options = {"key": key, "y0": w}
+        if getattr(self.linear_solver, "takes_initial_residual", False):
+            options["residual"] = -residual  # b − A w, already computed by the inner loop
         sol = lx.linear_solve(system, rhs, solver, options=options, throw=False)
         steps = jnp.asarray(sol.stats["num_steps"])
         # Out of steps or progress is not a failure: the inner caps decide what happens next.

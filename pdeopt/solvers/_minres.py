@@ -1,7 +1,7 @@
 """MINRES: the minimum-residual Krylov method for symmetric (indefinite) systems, as a lineax
 solver."""
 
-from typing import Any, TypeAlias
+from typing import Any, ClassVar, TypeAlias
 
 import jax.lax as lax
 import jax.numpy as jnp
@@ -25,7 +25,11 @@ class MINRES(lx.AbstractLinearSolver[_MINRESState]):
     the true one by a few ulps times the step count; `constrained_minimise` tests its
     accuracy condition on the true residual anyway.
 
-    `options`: `y0`, the initial guess (default zero).
+    `options`: `y0`, the initial guess (default zero); `residual`, its residual b − A y0 when
+    the caller already has it (it saves the matvec a nonzero `y0` costs; a zero `y0` costs none
+    anyway). Only a caller that solves exactly this system may pass it, so MINRES declares
+    `takes_initial_residual` for [`pdeopt.solvers.IterativeKKTSolver`][], and a wrapper such
+    as `lx.Normal(MINRES(...))`, which changes the system, does not.
 
     **Arguments:**
 
@@ -37,6 +41,7 @@ class MINRES(lx.AbstractLinearSolver[_MINRESState]):
     rtol: float
     atol: float
     max_steps: int | None = None
+    takes_initial_residual: ClassVar[bool] = True
 
     def __check_init__(self):
         for name in ("rtol", "atol"):
@@ -67,8 +72,11 @@ class MINRES(lx.AbstractLinearSolver[_MINRESState]):
         max_steps = b.size if self.max_steps is None else self.max_steps
         tolerance = self.atol + self.rtol * jnp.linalg.norm(b)
 
-        # A zero guess (the first round of each outer iteration) costs no matvec.
-        r = lax.cond(jnp.any(y0 != 0), lambda: b - matvec(y0), lambda: b)
+        r0 = options.get("residual")
+        if r0 is None:  # a zero guess (the first round of an outer iteration) costs no matvec
+            r = lax.cond(jnp.any(y0 != 0), lambda: b - matvec(y0), lambda: b)
+        else:
+            r = ravel_pytree(r0)[0].astype(b.dtype)
         beta = jnp.linalg.norm(r)
         safe = lambda x: jnp.where(x > 0, x, 1.0)
         zero = jnp.zeros_like(b)
