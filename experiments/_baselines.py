@@ -414,8 +414,9 @@ def ipopt(
     return _run_casadi(problem, ca.nlpsol("ipopt", "ipopt", nlp, opts), y0, lam0, "ipopt")
 
 
-def _run_casadi(problem, nlp_solver, y0, lam0, label, kkt=None):
-    timing = time_once(lambda: nlp_solver(x0=y0, lam_g0=lam0, lbg=0.0, ubg=0.0))
+def _run_casadi(problem, nlp_solver, y0, lam0, label, kkt=None, repeats=1):
+    solve = lambda: nlp_solver(x0=y0, lam_g0=lam0, lbg=0.0, ubg=0.0)
+    timing = time_alternating({label: solve}, repeats=max(repeats, 1), warmup=0)[label]
     out = timing.output
     stats = nlp_solver.stats()
     x = np.asarray(out["x"]).reshape(-1)
@@ -439,6 +440,7 @@ def ipopt_sparse(
     tol: float = 1e-8,
     max_iter: int = 3000,
     options: dict | None = None,
+    repeats: int = 1,
 ) -> BaselineResult:
     """IPOPT on a casadi-native model of `problem` (sparse derivatives from casadi's AD).
 
@@ -451,6 +453,7 @@ def ipopt_sparse(
     - `problem`: the problem (only `y0`, `lambda0` and the JAX functions, for the check).
     - `build`: `x -> (f, c)` in casadi.
     - `tol`, `max_iter`, `options`: as for [`ipopt`][].
+    - `repeats`: timed solves (the median is reported; every solve starts from `y0`).
     """
     ca = require("casadi")
     n = problem.n
@@ -475,9 +478,8 @@ def ipopt_sparse(
     setup = time_once(
         lambda: ca.nlpsol("ipopt", "ipopt", {"x": x_sym, "f": f_expr, "g": c_expr}, opts)
     )
-    result = _run_casadi(
-        problem, setup.output, np.asarray(problem.y0), np.asarray(problem.lambda0), "ipopt-sparse"
-    )
+    y0, lam0 = np.asarray(problem.y0), np.asarray(problem.lambda0)
+    result = _run_casadi(problem, setup.output, y0, lam0, "ipopt-sparse", repeats=repeats)
     result.extra["setup_time"] = setup.median
     return result
 

@@ -10,7 +10,8 @@ Problems: discrete Poisson control (`poisson_control(N)`, convex QP, n = 2N², m
 semilinear control extension (`semilinear_control(N)`, −Δ_h y + y³ = u). For every size and
 inner solver pdeopt runs `ExactAugmentedLagrangianNewton` in **practical** mode
 (`PracticalSafeguards`: matrix-free, inner solves to ‖r‖ ≤ δ‖∇L‖ with δ = δ₀ = `--delta0`) until
-‖∇L‖ ≤ `--tol` (1e-6), and reports wall time (after a warm-up compile of the same size), outer
+‖∇L‖ ≤ `--tol` (1e-6), and reports wall time (the median of `--repeats` solves after a compile of
+the same size; IPOPT's likewise), outer
 iterations, inner steps and pdeopt's flop estimate (a dense-K cost model: a matvec counts
 2N² although the stencil matvec costs O(N), so it overstates the work of iterative solvers on
 these sparse problems). Inner solvers:
@@ -174,6 +175,7 @@ def run_ipopt(kind: str, n: int, problem, args) -> B.BaselineResult | str:
             casadi_model(kind, n),
             tol=args.ipopt_tol,
             options={"max_wall_time": args.ipopt_time_cap},
+            repeats=args.repeats,
         )
     except MemoryError:
         return "failed (out of memory)"
@@ -252,6 +254,12 @@ def main(argv=None):
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="timed solves per solver and size, pdeopt and IPOPT alike (the median is reported)",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="time one application of S, K and S K S per problem and size instead of solving",
@@ -271,7 +279,8 @@ def main(argv=None):
         f"target ‖∇L‖ ≤ {args.tol:g}; pdeopt in practical mode (δ₀ = {args.delta0:g}), inner cap "
         f"{args.max_inner_steps} steps per outer iteration, outer cap {args.max_steps}; "
         f"LU up to {args.lu_max_kkt} KKT unknowns; Nyström rank {args.rank}; "
-        f"IPOPT tol {args.ipopt_tol:g}, time cap {args.ipopt_time_cap:g} s.\n"
+        f"IPOPT tol {args.ipopt_tol:g}, time cap {args.ipopt_time_cap:g} s; times are the "
+        f"median of {args.repeats} solve(s).\n"
     )
     if "IPOPT" in labels and not B.has("casadi"):
         print(f"IPOPT skipped: casadi is not installed ({B.INSTALL_HINT}).\n")
@@ -315,6 +324,7 @@ def main(argv=None):
                         label=label,
                         seed=args.seed,
                         max_steps=args.max_steps,
+                        repeats=args.repeats,
                         preconditioned=label.endswith("+P"),
                     )
                 ok = r.success and r.kkt <= args.tol * (1 + 1e-6)
