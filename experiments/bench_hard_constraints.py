@@ -1,15 +1,25 @@
-"""PI-HC vs PI-HC-MoE timing as the number of collocation points grows (PI-HC-MoE Fig. 4).
+"""PI-HC vs PI-HC-MoE timing as the number of collocation points grows (PI-HC-MoE Fig. 4), for
+optimistix's Levenberg–Marquardt ("optx") and pdeopt's ("pdeopt"); and a basis-size sweep of
+pdeopt's step solvers.
 
 `python -m experiments.bench_hard_constraints [--points 100 1000 10000 100000] [--batch 2]
-[--nx 1024 --nt 101] [--experts 4] [--per-expert] [--local-rows] [--hc-ic-repeats R]
-[--repeats 5]`
+[--nx 1024 --nt 101] [--experts 4] [--per-expert] [--local-rows] [--sequential-experts]
+[--hc-ic-repeats R] [--solvers optx pdeopt] [--repeats 5]`
 
-For each point count, in one process and after compilation, times with `block_until_ready`:
+`python -m experiments.bench_hard_constraints --sweep-basis 16 64 256 1024 [--points 100000]
+[--step-solvers cholesky qr sketched]`
+
+For each point count and solver, in one process and after compilation, times with
+`block_until_ready`:
 
 - inference: the constraint layer's forward solve for a batch of basis stacks;
 - training: forward + implicit backward (gradient of a loss on u w.r.t. the basis);
 
-for PI-HC (one solve over all points) and PI-HC-MoE (K spatial experts). By default the
+for PI-HC (one solve over all points) and PI-HC-MoE (K spatial experts), with the mean final
+residual norm ‖r‖, the converged fraction of all solves, XLA's peak-memory estimate and the mean
+number of solver steps (Jacobian evaluations); then the ratios pdeopt / optx and MoE / PI-HC.
+`--sequential-experts` solves the experts one after another (`vectorize_experts=False`), so an
+expert that converges early does not wait for the slowest in a batched `while_loop`. By default the
 point count is the *total* over experts (each MoE expert gets points / K, so both methods fit
 the same number of rows); `--per-expert` gives every expert the full count instead (the
 paper's PI-HC-MoE runs used 20k points per expert). Every MoE expert fits all initial/boundary
@@ -59,6 +69,9 @@ def repeated_ic(pde, repeats: int):
     return RepeatedIC(**fields, repeats=repeats)
 
 
+STEP_SOLVERS = ("cholesky", "qr", "sketched")
+
+
 def _peak_bytes(fn, *args) -> int:
     analysis = fn.lower(*args).compile().memory_analysis()
     if analysis is None:
@@ -68,6 +81,65 @@ def _peak_bytes(fn, *args) -> int:
         + analysis.output_size_in_bytes
         + analysis.temp_size_in_bytes
     )
+
+
+def _layers(args, points, solver, pde, hc_pde):
+    from pdeopt.constraints import HardConstraint, MoEHardConstraint
+
+    common = dict(num_basis=args.basis, solver=solver, max_steps=args.max_steps, throw=False)
+    per_expert = points if args.per_expert else points // args.experts
+    return {
+        "hc": (hc_pde, HardConstraint(num_points=points, **common)),
+        "moe": (
+            pde,
+            MoEHardConstraint(
+                parts=(1, args.experts),
+                num_points=per_expert,
+                global_boundary_rows=not args.local_rows,
+                vectorize_experts=not args.sequential_experts,
+                **common,
+            ),
+        ),
+    }
+
+
+def _measure(layer, pde, basis, conditions, keys, weights, repeats, train=True) -> dict:
+    def forward(basis):
+        return jax.vmap(lambda b, c, k: layer(pde, b, c, key=k))(basis, conditions, keys)
+
+    def loss(basis):
+        u, _ = forward(basis)
+        return jnp.sum(weights * u**2)
+
+    infer = jax.jit(forward)
+    fns = {"infer": partial(infer, basis)}
+    if train:
+        grad = jax.jit(jax.value_and_grad(loss))
+        fns["train"] = partial(grad, basis)
+    timings = time_alternating(fns, repeats)
+    stats = infer(basis)[1]
+    return {
+        "infer": timings["infer"].median,
+        "train": timings["train"].median if train else float("nan"),
+        "mb": _peak_bytes(grad if train else infer, basis) / 2**20,
+        "steps": float(jnp.mean(stats.num_steps)),
+        "residual": float(jnp.mean(stats.residual_norm)),
+        "converged": float(jnp.mean(stats.converged)),
+    }
+
+
+def _solver(name: str, args, step_solver=None):
+    from pdeopt.solvers import AutoStep, LevenbergMarquardt
+
+    if name == "optx":
+        return optx.LevenbergMarquardt(rtol=1e-6, atol=1e-8)
+    return LevenbergMarquardt(rtol=1e-6, atol=1e-8, step_solver=step_solver or AutoStep())
+
+
+def _step_solver(name: str):
+    from pdeopt.solvers import CholeskyStep, QRStep, SketchedStep
+
+    return {"cholesky": CholeskyStep(), "qr": QRStep(), "sketched": SketchedStep()}[name]
 
 
 def main() -> None:
@@ -81,85 +153,122 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=50)
     parser.add_argument("--per-expert", action="store_true")
     parser.add_argument("--local-rows", action="store_true")
+    parser.add_argument("--sequential-experts", action="store_true")
     parser.add_argument("--hc-ic-repeats", type=int, default=1)
+    parser.add_argument("--solvers", nargs="+", default=["optx", "pdeopt"])
+    parser.add_argument("--sweep-basis", type=int, nargs="+", default=None)
+    parser.add_argument("--step-solvers", nargs="+", default=list(STEP_SOLVERS))
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)
 
-    from pdeopt.constraints import HardConstraint, MoEHardConstraint
+    from pdeopt.constraints import HardConstraint
     from pdeopt.models import FNO
     from problems.diffusion_sorption import DiffusionSorption
 
     pde = DiffusionSorption(nx=args.nx, nt=args.nt)
     hc_pde = pde if args.hc_ic_repeats == 1 else repeated_ic(pde, args.hc_ic_repeats)
-    model = FNO(
-        3, args.basis, width=16, modes=(8, 8), depth=2, final_activation=jax.nn.gelu, key=jr.key(0)
-    )
     levels = jnp.linspace(0.02, 0.18, args.batch)
     conditions = levels[:, None] * jnp.ones((1, args.nx))
-    basis = jax.jit(jax.vmap(lambda c: model(pde.inputs(c))))(conditions)
     keys = jr.split(jr.key(1), args.batch)
     weights = jr.normal(jr.key(2), pde.grid_shape)
-    solver = optx.LevenbergMarquardt(rtol=1e-6, atol=1e-8)
-    common = dict(num_basis=args.basis, solver=solver, max_steps=args.max_steps, throw=False)
+
+    def fno_basis(n):
+        model = FNO(
+            3, n, width=16, modes=(8, 8), depth=2, final_activation=jax.nn.gelu, key=jr.key(0)
+        )
+        return jax.jit(jax.vmap(lambda c: model(pde.inputs(c))))(conditions)
 
     print_fingerprint()
+    if args.sweep_basis:
+        points = args.points[0]
+        print(
+            f"basis-size sweep: PI-HC, grid {args.nt}×{args.nx}, {points} points, batch "
+            f"{args.batch}, pdeopt LM max_steps {args.max_steps}, forward solve, median of "
+            f"{args.repeats}; ratios against the dense QR step\n"
+        )
+        header = ["N"] + [f"{s} s" for s in args.step_solvers]
+        header += [f"{s} / qr" for s in args.step_solvers if s != "qr"]
+        header += [f"{s} steps" for s in args.step_solvers] + [
+            f"{s} ‖r‖" for s in args.step_solvers
+        ]
+        print(markdown_table(header, []))
+        for n in args.sweep_basis:
+            basis = fno_basis(n)
+            row = {}
+            for name in args.step_solvers:
+                solver = _solver("pdeopt", args, _step_solver(name))
+                layer = HardConstraint(
+                    num_basis=n,
+                    num_points=points,
+                    solver=solver,
+                    max_steps=args.max_steps,
+                    throw=False,
+                )
+                row[name] = _measure(
+                    layer, pde, basis, conditions, keys, weights, args.repeats, train=False
+                )
+            cells = [n] + [f"{row[s]['infer']:.3f}" for s in args.step_solvers]
+            if "qr" in row:
+                cells += [
+                    f"{row[s]['infer'] / row['qr']['infer']:.3f}"
+                    for s in args.step_solvers
+                    if s != "qr"
+                ]
+            cells += [f"{row[s]['steps']:.1f}" for s in args.step_solvers]
+            cells += [f"{row[s]['residual']:.6f}" for s in args.step_solvers]
+            print(markdown_row(cells), flush=True)
+        return
+
+    basis = fno_basis(args.basis)
     print(
         f"grid {args.nt}×{args.nx}, batch {args.batch}, N={args.basis}, K={args.experts}, "
         f"points {'per expert' if args.per_expert else 'in total'}, MoE IC/BC rows "
-        f"{'local' if args.local_rows else 'global'}, PI-HC IC rows ×{args.hc_ic_repeats}, "
-        f"LM max_steps {args.max_steps}, median of {args.repeats}\n"
+        f"{'local' if args.local_rows else 'global'}, experts "
+        f"{'one after another' if args.sequential_experts else 'vmapped'}, PI-HC IC rows "
+        f"×{args.hc_ic_repeats}, max_steps {args.max_steps}, median of {args.repeats}\n"
     )
-    header = ["points", "HC infer s", "MoE infer s", "speedup", "HC train s", "MoE train s"]
-    header += ["speedup", "HC MB", "MoE MB", "HC steps", "MoE steps"]
+    header = ["points", "solver", "HC infer s", "MoE infer s", "HC train s", "MoE train s"]
+    header += ["MoE/HC train", "HC ‖r‖", "MoE ‖r‖", "HC conv", "MoE conv", "HC MB", "MoE MB"]
+    header += ["HC steps", "MoE steps"]
     print(markdown_table(header, []))
+    ratios = []
     for points in args.points:
-        per_expert = points if args.per_expert else points // args.experts
-        layers = {
-            "hc": (hc_pde, HardConstraint(num_points=points, **common)),
-            "moe": (
-                pde,
-                MoEHardConstraint(
-                    parts=(1, args.experts),
-                    num_points=per_expert,
-                    global_boundary_rows=not args.local_rows,
-                    **common,
-                ),
-            ),
-        }
-        row = {}
-        for name, (layer_pde, layer) in layers.items():
-
-            def forward(basis, layer=layer, p=layer_pde):
-                return jax.vmap(lambda b, c, k: layer(p, b, c, key=k))(basis, conditions, keys)
-
-            def loss(basis, layer=layer, p=layer_pde):
-                u, _ = forward(basis, layer, p)
-                return jnp.sum(weights * u**2)
-
-            infer = jax.jit(forward)
-            train = jax.jit(jax.value_and_grad(loss))
+        rows = {}
+        for solver_name in args.solvers:
+            layers = _layers(args, points, _solver(solver_name, args), pde, hc_pde)
             try:
-                timings = time_alternating(
-                    {"infer": partial(infer, basis), "train": partial(train, basis)}, args.repeats
-                )
-                row[name] = {
-                    "infer": timings["infer"].median,
-                    "train": timings["train"].median,
-                    "mb": _peak_bytes(train, basis) / 2**20,
-                    "steps": float(jnp.mean(infer(basis)[1].num_steps)),
+                rows[solver_name] = {
+                    name: _measure(layer, p, basis, conditions, keys, weights, args.repeats)
+                    for name, (p, layer) in layers.items()
                 }
             except ValueError as e:  # e.g. more points than an expert's block holds.
-                print(markdown_row([points, f"skipped: {e}"]))
-                break
-        else:
-            hc, moe = row["hc"], row["moe"]
-            cells = [points]
-            for key in ("infer", "train"):
-                cells += [f"{hc[key]:.4f}", f"{moe[key]:.4f}", f"{hc[key] / moe[key]:.2f}×"]
-            for key in ("mb", "steps"):
-                cells += [f"{hc[key]:.1f}", f"{moe[key]:.1f}"]
+                print(markdown_row([points, solver_name, f"skipped: {e}"]))
+                continue
+            hc, moe = rows[solver_name]["hc"], rows[solver_name]["moe"]
+            cells = [points, solver_name]
+            cells += [f"{hc['infer']:.4f}", f"{moe['infer']:.4f}"]
+            cells += [f"{hc['train']:.4f}", f"{moe['train']:.4f}"]
+            cells += [f"{moe['train'] / hc['train']:.2f}"]
+            cells += [f"{hc['residual']:.6f}", f"{moe['residual']:.6f}"]
+            cells += [f"{hc['converged']:.3f}", f"{moe['converged']:.3f}"]
+            cells += [f"{hc['mb']:.1f}", f"{moe['mb']:.1f}", f"{hc['steps']:.1f}"]
+            cells += [f"{moe['steps']:.1f}"]
             print(markdown_row(cells), flush=True)
+        if {"optx", "pdeopt"} <= rows.keys():
+            new, old = rows["pdeopt"], rows["optx"]
+            ratios.append(
+                [points]
+                + [
+                    f"{new[m][k] / old[m][k]:.3f}"
+                    for m in ("hc", "moe")
+                    for k in ("infer", "train")
+                ]
+            )
+    if ratios:
+        print("\npdeopt / optx time (same run)\n")
+        header = ["points", "HC infer", "HC train", "MoE infer", "MoE train"]
+        print(markdown_table(header, ratios))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,12 @@ import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
 from .._results import RESULTS
+from ..solvers import (
+    ExactAugmentedLagrangianNewton,
+    LevenbergMarquardt,
+    PracticalSafeguards,
+    constrained_minimise,
+)
 from ._base import (
     AbstractConstraint,
     SolveStats,
@@ -135,14 +141,18 @@ class HardConstraint(AbstractConstraint):
     so the objective is Σ_b w_b² · mean_b(r²) + ridge²‖ω‖². The solution is u = b·ω_k on
     block k (plus the PDE's ansatz offset).
 
-    The forward solve is any optimistix least-squares solver (default Levenberg–Marquardt).
-    Gradients with respect to the basis come from the implicit function theorem on the
-    stationarity condition Jᵀr = 0 (`optx.ImplicitAdjoint` with the lineax solver
-    `adjoint_solver`; the default `lx.SVD()` is robust to near-singular Hessians). Solver
-    iterations are never unrolled. Solves run in float64; the model may be float32.
+    The forward solve is any optimistix least-squares solver; the default is pdeopt's
+    [`pdeopt.solvers.LevenbergMarquardt`][] (damped Gauss–Newton on the N×N normal equations,
+    sketch-preconditioned CG for large N). Gradients with respect to the basis come from the
+    implicit function theorem on the stationarity condition Jᵀr = 0, by `adjoint`
+    (`None`: `optx.ImplicitAdjoint(lx.SVD())`, a pseudo-inverse of the exact Hessian of
+    ½‖r‖², robust to near-singular Hessians). Solver iterations are never unrolled. Solves run
+    in float64; the model may be float32.
 
-    Experts are an array axis: `vmap`ped (`vectorize_experts=True`) or solved one after
-    another with `lax.map` (the same result with 1/K of the solver memory).
+    Experts are an array axis: `vmap`ped (`vectorize_experts=True`, one batched solve that runs
+    until the slowest expert has converged; for accelerators) or solved one after another with
+    `lax.map` (the same result with 1/K of the solver memory, and on one CPU device faster:
+    each expert stops when it has converged).
 
     **Interface rows** (beyond the paper): with `interface_sweeps > 0`, after the independent
     solves each expert re-solves, `interface_sweeps` times (`lax.scan`), with rows pulling its
@@ -168,12 +178,18 @@ class HardConstraint(AbstractConstraint):
     - `ridge`: Tikhonov weight on ω (paper: 1e-4).
     - `init_weight`: initial guess ω₀ = init_weight·1 (default 1/N).
     - `solver`: an `optx.AbstractLeastSquaresSolver` instance.
-    - `adjoint_solver`: the lineax solver of the implicit adjoint.
+    - `adjoint`: the implicit adjoint (`optx.AbstractAdjoint`), or `None` (see above).
     - `max_steps`: iteration cap of each solve (paper: 50).
     - `throw`: raise on a failed solve or non-finite basis (True), or report it in the
         statistics and let the training loss skip the sample (False).
     - `global_boundary_rows`, `interface_sweeps`, `interface_weight`,
         `interface_derivative_weight`, `vectorize_experts`, `expert_loss`: see above.
+    - `exact_rows`: `{block name: number of rows}` held exactly: that many evenly spaced rows
+        of the named blocks become equality constraints, and each solve minimises ½‖r‖²
+        subject to them with [`pdeopt.solvers.constrained_minimise`][] (warm-started from the
+        least-squares weights; gradients through the KKT conditions). At most `num_basis`
+        rows in all; with several experts, `global_boundary_rows` must be True.
+    - `exact_solver`: the [`pdeopt.solvers.ExactAugmentedLagrangianNewton`][] of those solves.
 
     ??? cite "References"
 
@@ -201,6 +217,8 @@ class HardConstraint(AbstractConstraint):
     interface_derivative_weight: float = eqx.field(static=True)
     vectorize_experts: bool = eqx.field(static=True)
     expert_loss: bool = eqx.field(static=True)
+    exact_rows: dict[str, int] | None = eqx.field(static=True)
+    exact_solver: ExactAugmentedLagrangianNewton
 
     def __init__(
         self,
@@ -212,8 +230,8 @@ class HardConstraint(AbstractConstraint):
         loss_weights: Mapping[str, float] | None = None,
         ridge: float = 1.0e-4,
         init_weight: float | None = None,
-        solver: optx.AbstractLeastSquaresSolver = optx.LevenbergMarquardt(rtol=1e-6, atol=1e-8),
-        adjoint_solver: lx.AbstractLinearSolver = lx.SVD(),
+        solver: optx.AbstractLeastSquaresSolver = LevenbergMarquardt(rtol=1e-6, atol=1e-8),
+        adjoint: optx.AbstractAdjoint | None = None,
         max_steps: int = 50,
         throw: bool = True,
         global_boundary_rows: bool = True,
@@ -222,6 +240,10 @@ class HardConstraint(AbstractConstraint):
         interface_derivative_weight: float = 0.1,
         vectorize_experts: bool = True,
         expert_loss: bool = True,
+        exact_rows: Mapping[str, int] | None = None,
+        exact_solver: ExactAugmentedLagrangianNewton = ExactAugmentedLagrangianNewton(
+            rtol=1e-9, atol=1e-12, safeguards=PracticalSafeguards()
+        ),
     ):
         for name, value, low in (
             ("num_basis", num_basis, 1),
@@ -243,7 +265,7 @@ class HardConstraint(AbstractConstraint):
         self.ridge = float(ridge)
         self.init_weight = 1.0 / num_basis if init_weight is None else float(init_weight)
         self.solver = solver
-        self.adjoint = optx.ImplicitAdjoint(linear_solver=adjoint_solver)
+        self.adjoint = optx.ImplicitAdjoint(lx.SVD()) if adjoint is None else adjoint
         self.max_steps = max_steps
         self.throw = throw
         self.global_boundary_rows = global_boundary_rows
@@ -252,6 +274,16 @@ class HardConstraint(AbstractConstraint):
         self.interface_derivative_weight = float(interface_derivative_weight)
         self.vectorize_experts = vectorize_experts
         self.expert_loss = expert_loss
+        if exact_rows is not None:
+            exact_rows = dict(exact_rows)
+            for name, count in exact_rows.items():
+                if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+                    raise ValueError(
+                        f"constraint.exact_rows[{name!r}] must be a positive number of rows, "
+                        f"got {count!r}."
+                    )
+        self.exact_rows = exact_rows
+        self.exact_solver = exact_solver
 
     def __check_init__(self):
         check_weights("constraint row", self.row_weights)
@@ -285,9 +317,10 @@ class HardConstraint(AbstractConstraint):
     def check(self, pde: AbstractPDE) -> None:
         """Raise now what a solve on `pde` would raise at trace time: `parts` that do not
         divide the grid, more `num_points` than an expert's block has, fewer residual rows
-        per solve than `num_basis`, and `row_weights` or `loss_weights` naming other blocks
-        than the PDE's."""
-        self._masks(pde, self.partition(pde))
+        per solve than `num_basis`, `row_weights` or `loss_weights` naming other blocks
+        than the PDE's, and `exact_rows` that name other blocks, ask for more rows than a
+        block has, or for more equality rows than basis weights."""
+        self._exact_indices(pde)
         self._row_weights(pde)
         self.weights_for(pde)
 
@@ -374,20 +407,75 @@ class HardConstraint(AbstractConstraint):
         problem = ExpertProblem(interior, coefficients, tuple(jnp.asarray(m) for m in masks))
         return problem, index
 
-    def _residual(self, pde: AbstractPDE, weights: dict[str, float], omega, args):
-        """The weighted residual rows of one expert: PDE, blocks, interface, ridge."""
-        problem, shared = args
-        w = augment(omega)
-        q = {k: v @ w for k, v in problem.interior.items()}
-        interior = pde.interior_residual(
-            merge_coefficients(q, problem.coefficients), shared.condition
-        )
-        if interior.shape != (self.num_points,):
+    def _exact_indices(self, pde: AbstractPDE) -> dict[str, np.ndarray]:
+        """Per block name in `exact_rows`, the evenly spaced rows (of the name's blocks'
+        rows, flattened in block order) that every solve enforces exactly."""
+        masks = self._masks(pde, self.partition(pde))
+        if self.exact_rows is None:
+            return {}
+        blocks = pde.residual_blocks()
+        sizes: dict[str, int] = {}
+        for block, mask in zip(blocks, masks):
+            sizes[block.name] = sizes.get(block.name, 0) + math.prod(mask.shape[1:])
+        unknown = sorted(set(self.exact_rows) - set(sizes))
+        if unknown:
             raise ValueError(
-                f"{type(pde).__name__}.interior_residual must return one value per collocation "
-                f"point, shape ({self.num_points},); got {interior.shape}."
+                f"constraint.exact_rows names {unknown}, which are not blocks of "
+                f"{type(pde).__name__}; its blocks are {list(sizes)}."
             )
-        rows = [weights["pde"] / math.sqrt(self.num_points) * interior]
+        total = sum(self.exact_rows.values())
+        if total > self.num_basis:
+            raise ValueError(
+                f"constraint.exact_rows asks for {total} equality rows per solve, but there are "
+                f"only num_basis={self.num_basis} weights: at most {self.num_basis} rows can "
+                "hold exactly (fewer leave freedom for the least-squares fit)."
+            )
+        if not self.global_boundary_rows and self.partition(pde).num_experts > 1:
+            raise ValueError(
+                "constraint.exact_rows needs constraint.global_boundary_rows=true with several "
+                "experts: every expert enforces the same rows."
+            )
+        indices = {}
+        for name, count in self.exact_rows.items():
+            if count > sizes[name]:
+                raise ValueError(
+                    f"constraint.exact_rows[{name!r}]={count} exceeds the {sizes[name]} rows of "
+                    f"block {name!r}; use at most {sizes[name]}."
+                )
+            indices[name] = np.linspace(0, sizes[name], count, endpoint=False).astype(int)
+        return indices
+
+    def _exact(self, pde: AbstractPDE, indices, omega, args):
+        """The unweighted residuals of the rows held exactly (the equality constraints)."""
+        problem, shared = args
+        w, rows = augment(omega), {}
+        for block, trace in zip(pde.residual_blocks(), shared.traces):
+            if block.name in indices:
+                x = jnp.asarray(block.coordinates(pde.grid))
+                r = block.residual(trace @ w, shared.condition, x).ravel()
+                rows[block.name] = [*rows.get(block.name, []), r]
+        return jnp.concatenate([jnp.concatenate(rows[n])[i] for n, i in indices.items()])
+
+    def _pde_rows(self, pde: AbstractPDE, weights: dict[str, float], problem, shared):
+        """The weighted PDE rows as a function of the quantities at the collocation points."""
+
+        def rows(q):
+            interior = pde.interior_residual(
+                merge_coefficients(q, problem.coefficients), shared.condition
+            )
+            if interior.shape != (self.num_points,):
+                raise ValueError(
+                    f"{type(pde).__name__}.interior_residual must return one value per "
+                    f"collocation point, shape ({self.num_points},); got {interior.shape}."
+                )
+            return weights["pde"] / math.sqrt(self.num_points) * interior
+
+        return rows
+
+    def _other_rows(self, pde: AbstractPDE, weights: dict[str, float], omega, problem, shared):
+        """The weighted block, interface and ridge rows of one expert."""
+        w = augment(omega)
+        rows = []
         blocks = pde.residual_blocks()
         sizes: dict[str, int] = {}
         for block, trace in zip(blocks, shared.traces):
@@ -417,9 +505,58 @@ class HardConstraint(AbstractConstraint):
         rows.append(self.ridge * omega)
         return jnp.concatenate(rows)
 
+    def _residual(self, pde: AbstractPDE, weights: dict[str, float], omega, args):
+        """The weighted residual rows of one expert: PDE, blocks, interface, ridge."""
+        problem, shared = args
+        w = augment(omega)
+        q = {k: v @ w for k, v in problem.interior.items()}
+        pde_rows = self._pde_rows(pde, weights, problem, shared)(q)
+        return jnp.concatenate([pde_rows, self._other_rows(pde, weights, omega, problem, shared)])
+
+    def _jacobian(self, pde: AbstractPDE, weights: dict[str, float], omega, args):
+        """The residual and its Jacobian, the PDE rows from their pointwise structure: row i
+        depends on ω only through the quantities q_k(x_i) = A_k[i]·ω, so its Jacobian is
+        Σ_k (∂r_i/∂q_k) A_k[i], one linearisation of the residual per quantity instead of N
+        forward-mode passes through the quantity products. The other rows (a few thousand)
+        are differentiated by `jax.jacfwd`."""
+        problem, shared = args
+        w, n = augment(omega), omega.shape[-1]
+        q = {k: v @ w for k, v in problem.interior.items()}
+        pde_rows, linear = jax.linearize(self._pde_rows(pde, weights, problem, shared), q)
+        zeros = {k: jnp.zeros_like(v) for k, v in q.items()}
+        pde_jac = sum(
+            linear(zeros | {k: jnp.ones_like(v)})[:, None] * problem.interior[k][:, :n]
+            for k, v in q.items()
+        )
+        other = lambda omega: self._other_rows(pde, weights, omega, problem, shared)
+        other_rows, other_jac = other(omega), jax.jacfwd(other)(omega)
+        return (
+            jnp.concatenate([pde_rows, other_rows]),
+            jnp.concatenate([pde_jac, other_jac]),
+        )
+
     def _solve_experts(self, pde, problem, shared, omega0):
         weights = self._row_weights(pde)
         fn = lambda omega, args: self._residual(pde, weights, omega, args)
+        jacobian = lambda omega, args: self._jacobian(pde, weights, omega, args)
+        indices = self._exact_indices(pde)
+
+        def exact(omega0, problem):
+            # Warm start: the least-squares weights (the constrained solution does not depend
+            # on its starting point, so no gradient flows through them).
+            omega0 = jax.lax.stop_gradient(one(omega0, problem)[0])
+            args = (problem, shared)
+            sol = constrained_minimise(
+                lambda omega, args: 0.5 * jnp.sum(fn(omega, args) ** 2),
+                lambda omega, args: self._exact(pde, indices, omega, args),
+                self.exact_solver,
+                omega0,
+                args,
+                max_steps=self.max_steps,
+                throw=False,
+            )
+            residual = jnp.linalg.norm(fn(sol.value, args))
+            return sol.value, (sol.result, sol.stats["num_steps"], residual)
 
         def one(omega0, problem):
             args = (problem, shared)
@@ -428,6 +565,7 @@ class HardConstraint(AbstractConstraint):
                 self.solver,
                 omega0,
                 args,
+                options={"jacobian": jacobian},
                 max_steps=self.max_steps,
                 throw=False,
                 adjoint=self.adjoint,
@@ -435,9 +573,10 @@ class HardConstraint(AbstractConstraint):
             residual = jnp.linalg.norm(fn(sol.value, args))
             return sol.value, (RESULTS.promote(sol.result), sol.stats["num_steps"], residual)
 
+        solve = exact if indices else one
         if self.vectorize_experts:
-            return jax.vmap(one)(omega0, problem)
-        return jax.lax.map(lambda a: one(*a), (omega0, problem))
+            return jax.vmap(solve)(omega0, problem)
+        return jax.lax.map(lambda a: solve(*a), (omega0, problem))
 
     def solve(
         self,

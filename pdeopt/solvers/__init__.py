@@ -11,6 +11,15 @@ from ._kkt import (
     IterativeKKTSolver as IterativeKKTSolver,
     KKTSystem as KKTSystem,
 )
+from ._least_squares import (
+    AbstractStepSolver as AbstractStepSolver,
+    AutoStep as AutoStep,
+    CholeskyStep as CholeskyStep,
+    LevenbergMarquardt as LevenbergMarquardt,
+    LinearisedPoint as LinearisedPoint,
+    QRStep as QRStep,
+    SketchedStep as SketchedStep,
+)
 from ._merit import (
     AbstractMeritHessian as AbstractMeritHessian,
     LagrangianHessian as LagrangianHessian,
