@@ -39,8 +39,15 @@ class AbstractStepSolver(eqx.Module):
     for the m×n Jacobian J (m ≫ n rows), the residual f and the scaling D = diag(JᵀJ).
 
     `prepare` runs once per accepted point (everything that does not depend on λ); `solve` once
-    per trial step.
+    per trial step. `minimum_damping` is the smallest λ (relative to D) the solver is asked to
+    solve with at a point (0 by default): a preconditioned iterative step needs some damping to
+    stay well conditioned.
     """
+
+    def minimum_damping(self, point: LinearisedPoint) -> float:
+        """The smallest λ the solves at `point` use."""
+        del point
+        return 0.0
 
     @abc.abstractmethod
     def prepare(
@@ -102,7 +109,8 @@ class SketchedStep(AbstractStepSolver):
     Once per accepted point the m rows of J are compressed by a random sketch S ∈ R^{m×s},
     s = `oversampling`·n (a CountSketch by default: O(m n) to apply). Per trial step a QR of the
     small (s + n)×n matrix [SᵀJ; (λD)^½] gives R, and CG solves the normal equations
-    preconditioned by R⁻¹R⁻ᵀ, whose condition number is O(1) whatever J's is. Each CG step costs
+    split-preconditioned by R, R⁻ᵀ(JᵀJ + λD)R⁻¹, whose condition number is O(1) whatever J's
+    is (about 3 for a CountSketch with s = 4n on a 10⁵ × 64 test matrix). Each CG step costs
     two products with J (O(m n)), and JᵀJ is never formed, so a trial step costs
     O(s n² + iterations · m n) instead of the dense paths' O(m n²).
 
@@ -110,13 +118,18 @@ class SketchedStep(AbstractStepSolver):
 
     - `sketch`: the sketch distribution ([`pdeopt.solvers.AbstractSketch`][]).
     - `oversampling`: s / n (at least 2; 4 by default).
-    - `rtol`, `atol`, `max_steps`: CG's tolerances on the normal-equation residual and its cap
-        (200). A CG that stops at the cap is a rejected trial step.
+    - `damping_floor`: the smallest λ it solves with (1e-5, relative to D). Undamped, a
+        CountSketch with s = 4n misses the directions of J's smallest singular values where a few
+        rows dominate (on a 10⁵ × 256 hard-constraint Jacobian the preconditioned condition
+        number was 10⁴ at λ = 0, 45 at 10⁻⁶, 10 at 10⁻⁵ and 2.4 at 10⁻⁴).
+    - `rtol`, `atol`, `max_steps`: CG's tolerances on the preconditioned residual and its cap
+        (1e-8, 0, 200). A CG that stops at the cap is a rejected trial step.
     """
 
     sketch: AbstractSketch = CountSketch()
     oversampling: int = eqx.field(static=True, default=4)
-    rtol: float = 1e-12
+    damping_floor: float = 1e-5
+    rtol: float = 1e-8
     atol: float = 0.0
     max_steps: int = eqx.field(static=True, default=200)
 
@@ -127,6 +140,10 @@ class SketchedStep(AbstractStepSolver):
                 f"`SketchedStep(oversampling={self.oversampling!r})` must be an int >= 2 (the "
                 "sketch needs more rows than unknowns); 4 is a good default."
             )
+
+    def minimum_damping(self, point):
+        del point
+        return self.damping_floor
 
     def prepare(self, jac, residual, key):
         m, n = jac.shape
@@ -139,23 +156,23 @@ class SketchedStep(AbstractStepSolver):
     def solve(self, point, damping):
         jac, sketched = point.data
         r = jnp.linalg.qr(jnp.concatenate([sketched, jnp.diag(jnp.sqrt(damping))]), mode="r")
+        # CG on the split-preconditioned normal equations R⁻ᵀ(JᵀJ + λD)R⁻¹ z = −R⁻ᵀJᵀf, δ = R⁻¹z:
+        # its condition number is O(1), so CG's own stopping test is a meaningful one.
+        normal = lambda v: jac.T @ (jac @ v) + damping * v
+        preconditioned = lambda z: _solve_rt(r, normal(_solve_r(r, z)))
         struct = jax.ShapeDtypeStruct(point.gradient.shape, point.gradient.dtype)
         psd = (lx.symmetric_tag, lx.positive_semidefinite_tag)
-        normal = lambda v: jac.T @ (jac @ v) + damping * v
-        preconditioner = lambda v: _solve_r(r, _solve_rt(r, v))
         sol = lx.linear_solve(
-            lx.FunctionLinearOperator(normal, struct, psd),
-            -point.gradient,
+            lx.FunctionLinearOperator(preconditioned, struct, psd),
+            _solve_rt(r, -point.gradient),
             lx.CG(rtol=self.rtol, atol=self.atol, max_steps=self.max_steps),
-            options={"preconditioner": lx.FunctionLinearOperator(preconditioner, struct, psd)},
             throw=False,
         )
-        # A singular sketch (a preconditioner with infinities) can end CG "successfully" at a
-        # wrong point: the step counts only if the normal equations hold to CG's tolerance.
-        error = jnp.linalg.norm(normal(sol.value) + point.gradient)
-        accurate = error <= 1e3 * (self.rtol * jnp.linalg.norm(point.gradient) + self.atol)
-        ok = (sol.result == lx.RESULTS.successful) & accurate
-        return sol.value, ok
+        delta = _solve_r(r, sol.value)
+        # A rank-deficient sketch gives a singular R: its step is not a step.
+        nonsingular = jnp.all(jnp.abs(jnp.diagonal(r)) > 0)
+        ok = (sol.result == lx.RESULTS.successful) & nonsingular & jnp.all(jnp.isfinite(delta))
+        return delta, ok
 
 
 def _solve_r(r, v):
@@ -174,6 +191,9 @@ class AutoStep(AbstractStepSolver):
     sketched: AbstractStepSolver = SketchedStep()
     max_dense: int = eqx.field(static=True, default=256)
     min_rows_per_unknown: int = eqx.field(static=True, default=16)
+
+    def minimum_damping(self, point):
+        return self.choose(point.num_rows, point.gradient.size).minimum_damping(point)
 
     def choose(self, m: int, n: int) -> AbstractStepSolver:
         large = n > self.max_dense and m >= self.min_rows_per_unknown * n
@@ -341,15 +361,14 @@ class LevenbergMarquardt(optx.AbstractLeastSquaresSolver):
         point, loss = state.point, 0.5 * jnp.sum(state.f**2)
 
         def attempt(trial: _Trial) -> _Trial:
-            delta, ok = self.step_solver.solve(point, trial.damping * point.scale)
+            damping = jnp.maximum(trial.damping, self.step_solver.minimum_damping(point))
+            delta, ok = self.step_solver.solve(point, damping * point.scale)
             delta = jnp.where(ok, delta, 0.0)
             f, aux = fn(unravel(y_flat + delta), args)
             f = ravel_pytree(f)[0]
             loss_new = 0.5 * jnp.sum(f**2)
             # The decrease the model JᵀJ + λD predicts: ½(λ δᵀDδ − gᵀδ).
-            predicted = 0.5 * (
-                trial.damping * jnp.sum(point.scale * delta**2) - point.gradient @ delta
-            )
+            predicted = 0.5 * (damping * jnp.sum(point.scale * delta**2) - point.gradient @ delta)
             ratio = (loss - loss_new) / jnp.where(predicted > 0, predicted, jnp.inf)
             finite = ok & jnp.isfinite(loss_new)
             accepted = finite & (ratio > self.accept)
