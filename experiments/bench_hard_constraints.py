@@ -128,7 +128,7 @@ def _measure(layer, pde, basis, conditions, keys, weights, repeats, train=True) 
     }
 
 
-def _solver(name: str, args, step_solver=None):
+def _solver(name: str, step_solver=None):
     from pdeopt.solvers import AutoStep, LevenbergMarquardt
 
     if name == "optx":
@@ -197,7 +197,7 @@ def main() -> None:
             basis = fno_basis(n)
             row = {}
             for name in args.step_solvers:
-                solver = _solver("pdeopt", args, _step_solver(name))
+                solver = _solver("pdeopt", _step_solver(name))
                 layer = HardConstraint(
                     num_basis=n,
                     num_points=points,
@@ -236,7 +236,7 @@ def main() -> None:
     for points in args.points:
         rows = {}
         for solver_name in args.solvers:
-            layers = _layers(args, points, _solver(solver_name, args), pde, hc_pde)
+            layers = _layers(args, points, _solver(solver_name), pde, hc_pde)
             try:
                 rows[solver_name] = {
                     name: _measure(layer, p, basis, conditions, keys, weights, args.repeats)

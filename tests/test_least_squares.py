@@ -208,7 +208,7 @@ def test_jit_and_vmap(getkey):
         )
 
 
-def _exact_layer(num_basis, parts=None, **kwargs):
+def _exact_layer(num_basis, parts=None):
     return HardConstraint(
         num_basis=num_basis,
         num_points=30,
@@ -216,7 +216,6 @@ def _exact_layer(num_basis, parts=None, **kwargs):
         exact_rows={"ic": 2, "bc": 2},
         ridge=1e-3,
         max_steps=100,
-        **kwargs,
     )
 
 
