@@ -155,9 +155,13 @@ def main() -> None:
     parser.add_argument("--local-rows", action="store_true")
     parser.add_argument("--sequential-experts", action="store_true")
     parser.add_argument("--hc-ic-repeats", type=int, default=1)
-    parser.add_argument("--solvers", nargs="+", default=["optx", "pdeopt"])
+    parser.add_argument(
+        "--solvers", nargs="+", choices=["optx", "pdeopt"], default=["optx", "pdeopt"]
+    )
     parser.add_argument("--sweep-basis", type=int, nargs="+", default=None)
-    parser.add_argument("--step-solvers", nargs="+", default=list(STEP_SOLVERS))
+    parser.add_argument(
+        "--step-solvers", nargs="+", choices=STEP_SOLVERS, default=list(STEP_SOLVERS)
+    )
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     jax.config.update("jax_enable_x64", True)

@@ -410,13 +410,11 @@ class HardConstraint(AbstractConstraint):
     def _exact_indices(self, pde: AbstractPDE) -> dict[str, np.ndarray]:
         """Per block name in `exact_rows`, the evenly spaced rows (of the name's blocks'
         rows, flattened in block order) that every solve enforces exactly."""
-        masks = self._masks(pde, self.partition(pde))
+        part = self.partition(pde)
+        masks = self._masks(pde, part)
         if self.exact_rows is None:
             return {}
-        blocks = pde.residual_blocks()
-        sizes: dict[str, int] = {}
-        for block, mask in zip(blocks, masks):
-            sizes[block.name] = sizes.get(block.name, 0) + math.prod(mask.shape[1:])
+        sizes = _rows_per_name(pde.residual_blocks(), [m.shape[1:] for m in masks])
         unknown = sorted(set(self.exact_rows) - set(sizes))
         if unknown:
             raise ValueError(
@@ -430,7 +428,7 @@ class HardConstraint(AbstractConstraint):
                 f"only num_basis={self.num_basis} weights: at most {self.num_basis} rows can "
                 "hold exactly (fewer leave freedom for the least-squares fit)."
             )
-        if not self.global_boundary_rows and self.partition(pde).num_experts > 1:
+        if not self.global_boundary_rows and part.num_experts > 1:
             raise ValueError(
                 "constraint.exact_rows needs constraint.global_boundary_rows=true with several "
                 "experts: every expert enforces the same rows."
@@ -447,13 +445,11 @@ class HardConstraint(AbstractConstraint):
 
     def _exact(self, pde: AbstractPDE, indices, omega, args):
         """The unweighted residuals of the rows held exactly (the equality constraints)."""
-        problem, shared = args
-        w, rows = augment(omega), {}
-        for block, trace in zip(pde.residual_blocks(), shared.traces):
+        _, shared = args
+        rows: dict[str, list] = {}
+        for block, r in _block_rows(pde, augment(omega), shared):
             if block.name in indices:
-                x = jnp.asarray(block.coordinates(pde.grid))
-                r = block.residual(trace @ w, shared.condition, x).ravel()
-                rows[block.name] = [*rows.get(block.name, []), r]
+                rows.setdefault(block.name, []).append(r.ravel())
         return jnp.concatenate([jnp.concatenate(rows[n])[i] for n, i in indices.items()])
 
     def _pde_rows(self, pde: AbstractPDE, weights: dict[str, float], problem, shared):
@@ -476,13 +472,10 @@ class HardConstraint(AbstractConstraint):
         """The weighted block, interface and ridge rows of one expert."""
         w = augment(omega)
         rows = []
-        blocks = pde.residual_blocks()
-        sizes: dict[str, int] = {}
-        for block, trace in zip(blocks, shared.traces):
-            sizes[block.name] = sizes.get(block.name, 0) + math.prod(trace.shape[1:-1])
-        for block, trace, mask in zip(blocks, shared.traces, problem.masks):
-            x = jnp.asarray(block.coordinates(pde.grid))
-            r = block.residual(trace @ w, shared.condition, x)
+        sizes = _rows_per_name(pde.residual_blocks(), [t.shape[1:-1] for t in shared.traces])
+        for (block, r), trace, mask in zip(
+            _block_rows(pde, w, shared), shared.traces, problem.masks
+        ):
             if r.shape != mask.shape:
                 raise ValueError(
                     f"{type(pde).__name__}: block {block.name!r} returns rows of shape {r.shape}"
@@ -518,7 +511,7 @@ class HardConstraint(AbstractConstraint):
         depends on ω only through the quantities q_k(x_i) = A_k[i]·ω, so its Jacobian is
         Σ_k (∂r_i/∂q_k) A_k[i], one linearisation of the residual per quantity instead of N
         forward-mode passes through the quantity products. The other rows (a few thousand)
-        are differentiated by `jax.jacfwd`."""
+        are differentiated by one linearisation and N tangents."""
         problem, shared = args
         w, n = augment(omega), omega.shape[-1]
         q = {k: v @ w for k, v in problem.interior.items()}
@@ -529,7 +522,8 @@ class HardConstraint(AbstractConstraint):
             for k, v in q.items()
         )
         other = lambda omega: self._other_rows(pde, weights, omega, problem, shared)
-        other_rows, other_jac = other(omega), jax.jacfwd(other)(omega)
+        other_rows, other_linear = jax.linearize(other, omega)
+        other_jac = jax.vmap(other_linear, out_axes=1)(jnp.eye(n, dtype=omega.dtype))
         return (
             jnp.concatenate([pde_rows, other_rows]),
             jnp.concatenate([pde_jac, other_jac]),
@@ -701,6 +695,21 @@ class HardConstraint(AbstractConstraint):
         out.update({f"raw_{k}": v for k, v in raw.items()})
         out["converged_fraction"] = jnp.mean(stats.converged.astype(jnp.float64))
         return out
+
+
+def _rows_per_name(blocks, shapes) -> dict[str, int]:
+    """Rows per block name (blocks may share a name), from each block's row shape."""
+    sizes: dict[str, int] = {}
+    for block, shape in zip(blocks, shapes):
+        sizes[block.name] = sizes.get(block.name, 0) + math.prod(shape)
+    return sizes
+
+
+def _block_rows(pde: AbstractPDE, w, shared: _Shared):
+    """Each initial/boundary block with its unweighted residual rows at the weights w."""
+    for block, trace in zip(pde.residual_blocks(), shared.traces):
+        x = jnp.asarray(block.coordinates(pde.grid))
+        yield block, block.residual(trace @ w, shared.condition, x)
 
 
 def _seam_term(part: Partition, basis: BasisQuantities, w) -> Float[Array, ""]:
