@@ -4,7 +4,7 @@ pdeopt's step solvers.
 
 `python -m experiments.bench_hard_constraints [--points 100 1000 10000 100000] [--batch 2]
 [--nx 1024 --nt 101] [--experts 4] [--per-expert] [--local-rows] [--sequential-experts]
-[--hc-ic-repeats R] [--solvers optx pdeopt] [--repeats 5]`
+[--sequential-samples] [--hc-ic-repeats R] [--solvers optx pdeopt] [--repeats 5]`
 
 `python -m experiments.bench_hard_constraints --sweep-basis 16 64 256 1024 [--points 100000]
 [--step-solvers cholesky qr sketched]`
@@ -19,7 +19,9 @@ for PI-HC (one solve over all points) and PI-HC-MoE (K spatial experts), with th
 residual norm ‖r‖, the converged fraction of all solves, XLA's peak-memory estimate and the mean
 number of solver steps (Jacobian evaluations); then the ratios pdeopt / optx and MoE / PI-HC.
 `--sequential-experts` solves the experts one after another (`vectorize_experts=False`), so an
-expert that converges early does not wait for the slowest in a batched `while_loop`. By default the
+expert that converges early does not wait for the slowest in a batched `while_loop`;
+`--sequential-samples` does the same for the batch's samples (`vectorize_samples=False`: the
+layer is `lax.map`ped over the batch instead of `vmap`ped), for the pdeopt solver. By default the
 point count is the *total* over experts (each MoE expert gets points / K, so both methods fit
 the same number of rows); `--per-expert` gives every expert the full count instead (the
 paper's PI-HC-MoE runs used 20k points per expert). Every MoE expert fits all initial/boundary
@@ -85,8 +87,15 @@ def _peak_bytes(fn, *args) -> int:
 
 def _layers(args, points, solver, pde, hc_pde):
     from pdeopt.constraints import HardConstraint, MoEHardConstraint
+    from pdeopt.solvers import LevenbergMarquardt
 
-    common = dict(num_basis=args.basis, solver=solver, max_steps=args.max_steps, throw=False)
+    common = dict(
+        num_basis=args.basis,
+        solver=solver,
+        max_steps=args.max_steps,
+        throw=False,
+        vectorize_samples=not (args.sequential_samples and isinstance(solver, LevenbergMarquardt)),
+    )
     per_expert = points if args.per_expert else points // args.experts
     return {
         "hc": (hc_pde, HardConstraint(num_points=points, **common)),
@@ -105,7 +114,10 @@ def _layers(args, points, solver, pde, hc_pde):
 
 def _measure(layer, pde, basis, conditions, keys, weights, repeats, train=True) -> dict:
     def forward(basis):
-        return jax.vmap(lambda b, c, k: layer(pde, b, c, key=k))(basis, conditions, keys)
+        one = lambda b, c, k: layer(pde, b, c, key=k)
+        if layer.vectorize_samples:
+            return jax.vmap(one)(basis, conditions, keys)
+        return jax.lax.map(lambda a: one(*a), (basis, conditions, keys))
 
     def loss(basis):
         u, _ = forward(basis)
@@ -154,6 +166,7 @@ def main() -> None:
     parser.add_argument("--per-expert", action="store_true")
     parser.add_argument("--local-rows", action="store_true")
     parser.add_argument("--sequential-experts", action="store_true")
+    parser.add_argument("--sequential-samples", action="store_true")
     parser.add_argument("--hc-ic-repeats", type=int, default=1)
     parser.add_argument(
         "--solvers", nargs="+", choices=["optx", "pdeopt"], default=["optx", "pdeopt"]
@@ -229,7 +242,8 @@ def main() -> None:
         f"grid {args.nt}×{args.nx}, batch {args.batch}, N={args.basis}, K={args.experts}, "
         f"points {'per expert' if args.per_expert else 'in total'}, MoE IC/BC rows "
         f"{'local' if args.local_rows else 'global'}, experts "
-        f"{'one after another' if args.sequential_experts else 'vmapped'}, PI-HC IC rows "
+        f"{'one after another' if args.sequential_experts else 'vmapped'}, pdeopt samples "
+        f"{'one after another' if args.sequential_samples else 'vmapped'}, PI-HC IC rows "
         f"×{args.hc_ic_repeats}, max_steps {args.max_steps}, median of {args.repeats}\n"
     )
     header = ["points", "solver", "HC infer s", "MoE infer s", "HC train s", "MoE train s"]

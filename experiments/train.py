@@ -64,9 +64,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     eval_key = jr.fold_in(jr.key(cfg.seed), 1)
     eval_batch = cfg.train.eval_batch_size
+    vectorize = constraint.vectorize_samples
 
     def test_predictions(model):
-        pred, stats = predict(test_loss.predict_one, model, test_conditions, eval_key, eval_batch)
+        pred, stats = predict(
+            test_loss.predict_one, model, test_conditions, eval_key, eval_batch, vectorize
+        )
         pred = np.asarray(pred, np.float64)
         errors = np.asarray(per_sample_error(jnp.asarray(pred), test_solutions))
         return pred, test_metrics(errors, stats)
@@ -95,7 +98,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         raise
 
     pred, metrics = test_predictions(model)
-    report = predict(test_loss.report_one, model, test_conditions, eval_key, eval_batch)
+    report = predict(test_loss.report_one, model, test_conditions, eval_key, eval_batch, vectorize)
     report = {k: float(np.mean(v)) for k, v in report.items()}
     reference = np.asarray(test_solutions)
     batch_level = float(np.linalg.norm(pred - reference) / np.linalg.norm(reference))

@@ -16,7 +16,14 @@ from experiments._common import compose
 from experiments.train import run
 from pdeopt.constraints import HardConstraint, MoEHardConstraint
 from pdeopt.models import FNO
-from pdeopt.training import NonFiniteError, PhysicsLoss, TrainingError, fit, make_optimizer
+from pdeopt.training import (
+    NonFiniteError,
+    PhysicsLoss,
+    TrainingError,
+    fit,
+    make_optimizer,
+    predict,
+)
 from problems.diffusion_sorption import DiffusionSorption
 from tests.test_training import TINY
 
@@ -71,6 +78,20 @@ def test_nonfinite_sample_is_masked_before_the_solve_and_counted(name, where):
     # Masked: what the bad sample holds does not change the loss.
     other = conditions.at[1].set(jnp.inf) if where == "condition" else conditions.at[1].set(2.0)
     assert _value_and_grad(CONSTRAINTS[name], model, other)[0] == value
+
+
+def test_samples_one_after_another_match_the_vmapped_batch():
+    conditions = jnp.linspace(0.1, 0.6, 3)[:, None] * jnp.ones((1, 16))
+    conditions = conditions.at[1, 3].set(jnp.nan)  # masked the same way
+    sequential = HardConstraint(num_basis=4, num_points=40, throw=False, vectorize_samples=False)
+    vmapped = _loss_and_grad(CONSTRAINTS["hard"], _model(), conditions)
+    mapped = _loss_and_grad(sequential, _model(), conditions)
+    for a, b in zip(jax.tree.leaves(vmapped), jax.tree.leaves(mapped), strict=True):
+        assert jnp.allclose(a, b, rtol=1e-9, atol=1e-12, equal_nan=True)
+    assert float(mapped[0][1]["failed_fraction"]) == pytest.approx(1 / 3)
+    loss = PhysicsLoss(PDE, sequential)
+    u = [predict(loss.predict_one, _model(), conditions, jr.key(3), 2, v)[0] for v in (True, False)]
+    assert jnp.allclose(*u, rtol=1e-9, atol=1e-12, equal_nan=True)
 
 
 def test_nonfinite_sample_raises_when_throw_is_set():

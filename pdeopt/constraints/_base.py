@@ -65,6 +65,13 @@ class AbstractConstraint(eqx.Module):
         out of the training loss and counted (True), or raises (False)."""
         return False
 
+    @property
+    def vectorize_samples(self) -> bool:
+        """Whether a batch's samples are `vmap`ped through the constraint (True: one batched
+        computation) or mapped one after another with `lax.map` (False: a sample whose
+        iterative solve has converged does not wait for the batch's slowest)."""
+        return True
+
     @abc.abstractmethod
     def __call__(
         self,

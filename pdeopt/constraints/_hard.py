@@ -152,7 +152,10 @@ class HardConstraint(AbstractConstraint):
     Experts are an array axis: `vmap`ped (`vectorize_experts=True`, one batched solve that runs
     until the slowest expert has converged; for accelerators) or solved one after another with
     `lax.map` (the same result with 1/K of the solver memory, and on one CPU device faster:
-    each expert stops when it has converged).
+    each expert stops when it has converged). Likewise the samples of a batch:
+    `vectorize_samples=False` has [`pdeopt.training.PhysicsLoss`][] and
+    [`pdeopt.training.predict`][] solve them one after another (the model still runs on the
+    whole batch), so a sample that converges in a few steps does not wait for a slow one.
 
     **Interface rows** (beyond the paper): with `interface_sweeps > 0`, after the independent
     solves each expert re-solves, `interface_sweeps` times (`lax.scan`), with rows pulling its
@@ -183,7 +186,8 @@ class HardConstraint(AbstractConstraint):
     - `throw`: raise on a failed solve or non-finite basis (True), or report it in the
         statistics and let the training loss skip the sample (False).
     - `global_boundary_rows`, `interface_sweeps`, `interface_weight`,
-        `interface_derivative_weight`, `vectorize_experts`, `expert_loss`: see above.
+        `interface_derivative_weight`, `vectorize_experts`, `vectorize_samples`,
+        `expert_loss`: see above.
     - `exact_rows`: `{block name: number of rows}` held exactly: that many evenly spaced rows
         of the named blocks become equality constraints, and each solve minimises ½‖r‖²
         subject to them with [`pdeopt.solvers.constrained_minimise`][] (warm-started from the
@@ -216,6 +220,7 @@ class HardConstraint(AbstractConstraint):
     interface_weight: float = eqx.field(static=True)
     interface_derivative_weight: float = eqx.field(static=True)
     vectorize_experts: bool = eqx.field(static=True)
+    vectorize_samples: bool = eqx.field(static=True, default=True)  # overrides the property
     expert_loss: bool = eqx.field(static=True)
     exact_rows: dict[str, int] | None = eqx.field(static=True)
     exact_solver: ExactAugmentedLagrangianNewton
@@ -239,10 +244,11 @@ class HardConstraint(AbstractConstraint):
         interface_weight: float = 1.0,
         interface_derivative_weight: float = 0.1,
         vectorize_experts: bool = True,
+        vectorize_samples: bool = True,
         expert_loss: bool = True,
         exact_rows: Mapping[str, int] | None = None,
         exact_solver: ExactAugmentedLagrangianNewton = ExactAugmentedLagrangianNewton(
-            rtol=1e-9, atol=1e-12, safeguards=PracticalSafeguards()
+            rtol=0.0, atol=1e-6, safeguards=PracticalSafeguards()
         ),
     ):
         for name, value, low in (
@@ -273,6 +279,7 @@ class HardConstraint(AbstractConstraint):
         self.interface_weight = float(interface_weight)
         self.interface_derivative_weight = float(interface_derivative_weight)
         self.vectorize_experts = vectorize_experts
+        self.vectorize_samples = vectorize_samples
         self.expert_loss = expert_loss
         if exact_rows is not None:
             exact_rows = dict(exact_rows)
@@ -536,16 +543,21 @@ class HardConstraint(AbstractConstraint):
         indices = self._exact_indices(pde)
 
         def exact(omega0, problem):
-            # Warm start: the least-squares weights (the constrained solution does not depend
-            # on its starting point, so no gradient flows through them).
-            omega0 = jax.lax.stop_gradient(one(omega0, problem)[0])
             args = (problem, shared)
+            constraint = lambda omega, args: self._exact(pde, indices, omega, args)
+            objective = lambda omega, args: 0.5 * jnp.sum(fn(omega, args) ** 2)
+            # The constrained solution does not depend on its starting point: no gradient
+            # flows through the warm start.
+            omega0, lambda0 = jax.lax.stop_gradient(
+                _restricted_start(self, fn, jacobian, constraint, omega0, args)
+            )
             sol = constrained_minimise(
-                lambda omega, args: 0.5 * jnp.sum(fn(omega, args) ** 2),
-                lambda omega, args: self._exact(pde, indices, omega, args),
+                objective,
+                constraint,
                 self.exact_solver,
                 omega0,
                 args,
+                lambda0=lambda0,
                 max_steps=self.max_steps,
                 throw=False,
             )
@@ -695,6 +707,43 @@ class HardConstraint(AbstractConstraint):
         out.update({f"raw_{k}": v for k, v in raw.items()})
         out["converged_fraction"] = jnp.mean(stats.converged.astype(jnp.float64))
         return out
+
+
+def _restricted_start(layer: HardConstraint, fn, jacobian, constraint, omega0, args):
+    """A start for the equality-constrained solve from which it has little left to do: least
+    squares (the layer's solver) on the affine set where the equality rows, linearised at ω₀,
+    hold, ω = ω_p + Zθ with Z a basis of their null space (exact for rows linear in ω, as
+    IC/BC, interface and integral rows are), and the least-squares multipliers λ = −R⁻¹Q₁ᵀ∇f
+    of Cᵀλ = −∇f."""
+    c0, linear = jax.linearize(lambda omega: constraint(omega, args), omega0)
+    rows = jax.vmap(linear, out_axes=1)(jnp.eye(omega0.size, dtype=omega0.dtype))
+    q, r = jnp.linalg.qr(rows.T, mode="complete")  # Cᵀ = Q R
+    m = c0.size
+    lower = jax.scipy.linalg.solve_triangular(r[:m].T, c0, lower=True)
+    start, null = omega0 - q[:, :m] @ lower, q[:, m:]
+
+    def restricted(theta, restricted_args):
+        args, start, null = restricted_args
+        return fn(start + null @ theta, args)
+
+    def restricted_jacobian(theta, restricted_args):
+        args, start, null = restricted_args
+        f, jac = jacobian(start + null @ theta, args)
+        return f, jac @ null
+
+    sol = optx.least_squares(
+        restricted,
+        layer.solver,
+        jnp.zeros(null.shape[1], omega0.dtype),
+        (args, start, null),
+        options={"jacobian": restricted_jacobian},
+        max_steps=layer.max_steps,
+        throw=False,
+    )
+    omega = start + null @ sol.value
+    gradient = jax.grad(lambda omega: 0.5 * jnp.sum(fn(omega, args) ** 2))(omega)
+    upper = jax.scipy.linalg.solve_triangular(r[:m], q[:, :m].T @ gradient, lower=False)
+    return omega, -upper
 
 
 def _rows_per_name(blocks, shapes) -> dict[str, int]:

@@ -258,17 +258,26 @@ def _fmt(value) -> str:
 
 
 @eqx.filter_jit
-def _apply_batched(fn, model, conditions, keys):
-    return jax.vmap(fn, in_axes=(None, 0, 0))(model, conditions, keys)
+def _apply_batched(fn, model, conditions, keys, vectorize):
+    if vectorize:
+        return jax.vmap(fn, in_axes=(None, 0, 0))(model, conditions, keys)
+    return jax.lax.map(lambda a: fn(model, *a), (conditions, keys))
 
 
 def predict(
-    fn: Callable, model, conditions: PyTree[Array], key: PRNGKeyArray, batch_size: int = 16
+    fn: Callable,
+    model,
+    conditions: PyTree[Array],
+    key: PRNGKeyArray,
+    batch_size: int = 16,
+    vectorize: bool = True,
 ) -> PyTree[Array]:
     """Apply `fn(model, condition, key)` to every sample, in jitted batches.
 
-    Sample i gets the key `fold_in(key, i)`, so results do not depend on `batch_size`.
-    Returns the outputs stacked along a leading sample axis (any pytree).
+    Sample i gets the key `fold_in(key, i)`, so results do not depend on `batch_size`. A batch's
+    samples are `vmap`ped, or with `vectorize=False` mapped one after another (`lax.map`; for a
+    constraint whose `vectorize_samples` is False). Returns the outputs stacked along a leading
+    sample axis (any pytree).
     """
     num = jax.tree.leaves(conditions)[0].shape[0]
     keys = jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(num))
@@ -278,6 +287,7 @@ def predict(
             model,
             jax.tree.map(lambda a, i=i: a[i : i + batch_size], conditions),
             keys[i : i + batch_size],
+            vectorize,
         )
         for i in range(0, num, batch_size)
     ]

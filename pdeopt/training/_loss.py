@@ -24,6 +24,9 @@ class PhysicsLoss(eqx.Module):
     nor the solve's implicit adjoint sees a NaN. The returned terms count them
     (`failed_fraction`: samples left out; `nonfinite_samples`; the solver's statistics).
 
+    The model runs on the whole batch; the constraint on every sample at once (`vmap`), or
+    one sample after another (`lax.map`) when its `vectorize_samples` is False.
+
     **Arguments:**
 
     - `pde`: the PDE (an `AbstractPDE`).
@@ -52,15 +55,22 @@ class PhysicsLoss(eqx.Module):
         num = jax.tree.leaves(conditions)[0].shape[0]
         skip = self.constraint.skips_failures
 
-        def per_sample(condition, key):
+        def model_output(condition):
             finite = all_finite(condition)
             if skip:
                 condition = jax.tree.map(lambda a: jnp.where(finite, a, 0), condition)
-            output = model(self.pde.inputs(condition))
-            terms, ok, stats = self.constraint.loss_terms(self.pde, output, condition, key=key)
-            return terms, ok & finite, finite, stats
+            return model(self.pde.inputs(condition)), condition, finite
 
-        terms, ok, finite, stats = jax.vmap(per_sample)(conditions, jr.split(key, num))
+        def constrain(output, condition, key):
+            return self.constraint.loss_terms(self.pde, output, condition, key=key)
+
+        outputs, conditions, finite = jax.vmap(model_output)(conditions)
+        keys = jr.split(key, num)
+        if self.constraint.vectorize_samples:
+            terms, ok, stats = jax.vmap(constrain)(outputs, conditions, keys)
+        else:  # One sample after another: none waits for the batch's slowest solve.
+            terms, ok, stats = jax.lax.map(lambda a: constrain(*a), (outputs, conditions, keys))
+        ok = ok & finite
         weight = ok.astype(jax.tree.leaves(terms)[0].dtype)
         count = jnp.maximum(weight.sum(), 1.0)  # All failed: loss 0, and `fit` stops the run.
         terms = {k: jnp.sum(v * weight) / count for k, v in terms.items()}
