@@ -181,7 +181,7 @@ class Checkpointer:
         """Write a checkpoint of `state` (at `state.step`) and `history`; keep the newest
         `keep`."""
         arrays = _arrays(state)
-        meta = {
+        meta = {  # the keys of _META_KEYS
             "step": state.step,
             "failing": state.failing,
             "history": history,
@@ -213,10 +213,14 @@ class Checkpointer:
         if self.resume == "never":
             return None
         target = _arrays(like)
+        # Where each array is restored to: shapes and dtypes (a sharding would go here).
         abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
         for step in reversed(self.steps()):
             try:
                 meta = self._restore_meta(step)
+                missing = set(_META_KEYS) - set(meta)
+                if missing:
+                    raise ValueError(f"its metadata lacks {sorted(missing)}")
             except Exception as error:
                 self._set_aside(step, error)
                 continue
@@ -229,16 +233,23 @@ class Checkpointer:
                 self._set_aside(step, error)
                 continue
             arrays = jax.tree.map(_like_weak_type, arrays, target)
-            stored_key = jr.wrap_key_data(arrays.key, impl=meta["key_impl"])
-            if not bool(jnp.all(jr.key_data(stored_key) == jr.key_data(like.key))):
+            same_key = meta["key_impl"] == str(jr.key_impl(like.key)) and np.array_equal(
+                arrays.key, jr.key_data(like.key)
+            )
+            if not same_key:
                 raise ValueError(
                     f"Checkpoint {self.directory / str(step)} was made with another PRNG key "
                     "(seed); resume with the key it was made with, or start afresh in another "
                     "folder."
                 )
-            state = eqx.combine(eqx.tree_at(lambda s: s.key, arrays, like.key), _non_arrays(like))
-            state = eqx.tree_at(
-                lambda s: (s.step, s.failing), state, (meta["step"], meta["failing"])
+            restored = eqx.combine(arrays, _non_arrays(like))
+            state = TrainState(
+                restored.model,
+                restored.opt_state,
+                restored.weights,
+                like.key,
+                meta["step"],
+                meta["failing"],
             )
             log.info("Resuming from the checkpoint of step %d in %s", step, self.directory)
             return state, meta["history"]
@@ -306,6 +317,9 @@ class Checkpointer:
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+_META_KEYS = ("step", "failing", "history", "config", "key_impl", "structure", "checksum")
 
 
 def _arrays(state: TrainState) -> TrainState:
