@@ -23,7 +23,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from experiments._common import instantiate
-from experiments._schema import ConfigError, check_schema
+from experiments._schema import ConfigError, Resume, check_schema
 
 TRAIN_GROUPS = ("problem", "model", "constraint", "optimizer", "train")
 
@@ -89,7 +89,7 @@ def validate(cfg: DictConfig) -> tuple:
             f"train.max_failure_rate={cfg.train.max_failure_rate} is not a fraction; set it "
             "in [0, 1] (1: never stop for failed constraint solves)."
         )
-    if cfg.train.checkpoint_every == 0 and cfg.train.resume.value == "must":
+    if cfg.train.checkpoint_every == 0 and Resume(cfg.train.resume) is Resume.must:
         raise ConfigError(
             "train.resume=must needs checkpoints, but train.checkpoint_every=0 turns them off; "
             "set train.checkpoint_every to the interrupted run's value (e.g. 100)."

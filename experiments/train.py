@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments._common import CONFIG_DIR, instantiate, save_config
 from experiments._plots import axis_names, plot_prediction
-from experiments._schema import ConfigError
+from experiments._schema import ConfigError, Resume
 from experiments._validate import validate
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     wall_start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints = make_checkpointer(cfg, run_dir)  # refuses a bad resume before any work
+    # Refuses a bad resume (another config, `must` without checkpoints, `never` with some)
+    # before any work, and before config.yaml is overwritten.
+    checkpoints = make_checkpointer(cfg, run_dir)
     save_config(cfg, run_dir / "config.yaml")
     train_set, test_set = problem.load()
     # A problem whose test split has its own resolution (Navier–Stokes: trained at 64²,
@@ -113,9 +115,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             checkpoints=checkpoints,
         )
     except CheckpointMismatchError as error:
-        raise ConfigError(
-            f"{error} To start a new run, choose another run directory (hydra.run.dir=...)."
-        ) from None
+        raise _mismatch(error) from None
     except TrainingError as error:
         # A failed run leaves its record, marked failed, and no model.
         failed = {"status": "failed", "error": str(error), "step": error.step}
@@ -158,13 +158,13 @@ def make_checkpointer(cfg: DictConfig, run_dir: Path):
     """The run's `pdeopt.training.Checkpointer` in `run_dir/checkpoints`, or `None` when
     `train.checkpoint_every=0`. It stores the resolved config and refuses to continue from a
     checkpoint of another config, except for the keys of `RESUMABLE_CHANGES`."""
-    from pdeopt.training import Checkpointer
+    from pdeopt.training import Checkpointer, CheckpointMismatchError
 
     if cfg.train.checkpoint_every == 0:
         return None
-    resume = cfg.train.resume.value
+    resume = Resume(cfg.train.resume).value
     try:
-        return Checkpointer(
+        checkpoints = Checkpointer(
             run_dir / "checkpoints",
             every=cfg.train.checkpoint_every,
             keep=cfg.train.keep_checkpoints,
@@ -179,6 +179,18 @@ def make_checkpointer(cfg: DictConfig, run_dir: Path):
             else "Check hydra.run.dir, or use train.resume=auto."
         )
         raise ConfigError(f"train.resume={resume}: {error} {fix}") from None
+    try:
+        checkpoints.check_config()
+    except CheckpointMismatchError as error:
+        checkpoints.close()
+        raise _mismatch(error) from None
+    return checkpoints
+
+
+def _mismatch(error: Exception) -> ConfigError:
+    return ConfigError(
+        f"{error} To start a new run, choose another run directory (hydra.run.dir=...)."
+    )
 
 
 def test_metrics(errors: np.ndarray, stats) -> dict:

@@ -249,5 +249,7 @@ def test_killed_run_continues_bitwise(tmp_path):
     changed = [*TINY, "train.steps=20", "train.batch_size=3", f"problem.data_dir={data}"]
     with pytest.raises(ConfigError, match=r"train.batch_size \(checkpoint 2, now 3\)"):
         run(compose(changed), tmp_path / "killed")
+    # Refused before anything was written: the run directory still records its own config.
+    assert "batch_size: 2" in (tmp_path / "killed" / "config.yaml").read_text()
     with pytest.raises(ConfigError, match="train.resume=never.*not overwritten"):
         run(compose([*changed, "train.resume=never"]), tmp_path / "killed")

@@ -276,7 +276,21 @@ class Checkpointer:
         )
         return restored.state
 
-    def _check(self, step: int, meta: dict, target) -> None:
+    def check_config(self) -> None:
+        """Raise `CheckpointMismatchError` if the newest readable checkpoint was written with
+        another `config` (what `restore` would raise, without reading any array: to refuse a
+        run before it does any work). Unreadable checkpoints are left to `restore`."""
+        if self.resume == "never":
+            return
+        for step in reversed(self.steps()):
+            try:
+                meta = self._restore_meta(step)
+            except Exception:
+                continue
+            self._check_config(step, meta)
+            return
+
+    def _check_config(self, step: int, meta: dict) -> None:
         where = self.directory / str(step)
         if self.config is not None and meta.get("config") is not None:
             differing = _differences(meta["config"], self.config, self.may_differ)
@@ -287,6 +301,10 @@ class Checkpointer:
                     + ". Resume with the config it was written with, or start afresh in "
                     "another folder."
                 )
+
+    def _check(self, step: int, meta: dict, target) -> None:
+        self._check_config(step, meta)
+        where = self.directory / str(step)
         stored, current = meta["structure"], _structure(target)
         if stored != current:
             differing = [
