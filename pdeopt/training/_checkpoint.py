@@ -95,11 +95,12 @@ class Checkpointer:
     temporary name and renamed when complete, so a killed writer leaves no checkpoint that
     looks finished. The state's arrays go to `<step>/state` (orbax's pytree format), the
     step, failure counter, history, `config` and a SHA-256 checksum of the arrays to
-    `<step>/meta` (JSON).
+    `<step>/meta` (JSON). Writes are synchronous: `save` returns when the checkpoint is
+    complete.
 
     Restoring tries the newest checkpoint first. One that cannot be read, or whose arrays do
-    not match their checksum, is moved to `<directory>.corrupt/<step>` with a warning and the
-    previous one is tried; nothing unreadable is loaded. A checkpoint whose `config` differs
+    not match their checksum, is moved to `<directory>.corrupt/<step>-<time>` with a warning
+    and the previous one is tried; nothing unreadable is loaded. A checkpoint whose `config` differs
     from this run's (other than in `may_differ`), or whose arrays have other shapes or
     dtypes than this run's state, is refused with `CheckpointMismatchError` naming the
     differences.
@@ -157,6 +158,8 @@ class Checkpointer:
             ),
         )
         steps = self.steps()
+        if (resume == "never" and steps) or (resume == "must" and not steps):
+            self._manager.close()
         if resume == "never" and steps:
             raise FileExistsError(
                 f"{self.directory} already holds checkpoints (steps {steps}) and resume is "
