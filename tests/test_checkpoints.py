@@ -259,3 +259,16 @@ def test_killed_run_continues_bitwise(tmp_path):
     assert "batch_size: 2" in (tmp_path / "killed" / "config.yaml").read_text()
     with pytest.raises(ConfigError, match="train.resume=never.*not overwritten"):
         run(compose([*changed, "train.resume=never"]), tmp_path / "killed")
+
+
+def test_weakly_typed_scalars_stay_weak(tmp_path):
+    """orbax restores arrays strongly typed; a weak scalar (a Python float put in the state)
+    must come back weak, or the continued steps would promote dtypes differently."""
+    state = TrainState({"w": jnp.arange(3.0)}, {"lr": jnp.asarray(0.1)}, None, jr.key(0), 2)
+    assert state.opt_state["lr"].weak_type
+    checkpoints = Checkpointer(tmp_path, every=1)
+    checkpoints.save(state, [])
+    restored, _ = checkpoints.restore(state)
+    checkpoints.close()
+    assert restored.opt_state["lr"].weak_type and float(restored.opt_state["lr"]) == 0.1
+    assert restored.step == 2 and bool(jnp.all(restored.model["w"] == jnp.arange(3.0)))

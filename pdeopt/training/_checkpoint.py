@@ -371,7 +371,7 @@ def _checksum(arrays) -> str:
 def _like_weak_type(x, like):
     """`x` with the weak type of `like` (orbax restores every array strongly typed; a weak
     scalar must stay weak, or the resumed steps would promote dtypes differently)."""
-    if not getattr(like, "weak_type", False) or x.weak_type:
+    if not like.weak_type or x.weak_type:
         return x
     if x.ndim == 0:
         weak = jnp.asarray(x.item())
