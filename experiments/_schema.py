@@ -14,6 +14,7 @@ name them first in their defaults lists.
 
 import dataclasses
 import difflib
+import enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -22,6 +23,14 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names its full key and the fix."""
+
+
+class Resume(enum.Enum):
+    """`train.resume`: what a run does with the checkpoints in its run directory."""
+
+    auto = "auto"  # continue from the newest valid checkpoint, else start afresh
+    must = "must"  # continue; fail if there is no checkpoint
+    never = "never"  # start afresh; fail if the run directory holds checkpoints
 
 
 @dataclasses.dataclass
@@ -37,6 +46,9 @@ class TrainConfig:
     log_every: int = MISSING
     max_failure_rate: float = MISSING
     failure_patience: int = MISSING
+    checkpoint_every: int = MISSING
+    keep_checkpoints: int = MISSING
+    resume: Resume = MISSING
 
 
 @dataclasses.dataclass

@@ -23,7 +23,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from experiments._common import instantiate
-from experiments._schema import ConfigError, check_schema
+from experiments._schema import ConfigError, Resume, check_schema
 
 TRAIN_GROUPS = ("problem", "model", "constraint", "optimizer", "train")
 
@@ -39,6 +39,8 @@ _TRAIN_MINIMA = {
     "eval_batch_size": (1, "test samples per evaluation batch"),
     "log_every": (1, "steps between history records"),
     "failure_patience": (1, "consecutive steps over train.max_failure_rate before stopping"),
+    "checkpoint_every": (0, "steps between checkpoints; 0: none"),
+    "keep_checkpoints": (1, "checkpoints kept"),
 }
 
 
@@ -86,6 +88,11 @@ def validate(cfg: DictConfig) -> tuple:
         raise ConfigError(
             f"train.max_failure_rate={cfg.train.max_failure_rate} is not a fraction; set it "
             "in [0, 1] (1: never stop for failed constraint solves)."
+        )
+    if cfg.train.checkpoint_every == 0 and Resume(cfg.train.resume) is Resume.must:
+        raise ConfigError(
+            "train.resume=must needs checkpoints, but train.checkpoint_every=0 turns them off; "
+            "set train.checkpoint_every to the interrupted run's value (e.g. 100)."
         )
     problem = _build(cfg, "problem")
     if problem.data_path is not None and not Path(problem.data_path).is_file():

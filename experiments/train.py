@@ -1,7 +1,10 @@
 """Train a model on a PDE problem: `python -m experiments.train [overrides]`.
 
 Writes to the Hydra run directory: `config.yaml` (resolved), `metrics.json`, `prediction.png`
-and `model.eqx`; the last line printed is `test_rel_l2=<mean> ± <std> ...`.
+and `model.eqx`, and every `train.checkpoint_every` steps a checkpoint under `checkpoints/`;
+the last line printed is `test_rel_l2=<mean> ± <std> ...`. Rerunning a command with the same
+run directory (`hydra.run.dir=...`) continues from its newest valid checkpoint
+(`train.resume`, docs/checkpoints.md).
 """
 
 import logging
@@ -14,23 +17,40 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from experiments._common import CONFIG_DIR, instantiate, save_config
 from experiments._plots import axis_names, plot_prediction
+from experiments._schema import ConfigError, Resume
 from experiments._validate import validate
 
 log = logging.getLogger(__name__)
+
+# Config keys a continued run may change: none of them changes the trained parameters.
+# `train.steps` may grow, to train on (the history gains the new final evaluation).
+RESUMABLE_CHANGES = (
+    "train.steps",
+    "train.progress",
+    "train.resume",
+    "train.checkpoint_every",
+    "train.keep_checkpoints",
+    "train.eval_every",
+    "train.eval_batch_size",
+    "train.log_every",
+    "problem.data_dir",
+)
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Run one training experiment from a composed config; returns the metrics."""
     jax.config.update("jax_enable_x64", True)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-file progress messages
     # Every config value, before any data are generated; the objects it built are the run's.
     problem, constraint, optimizer = validate(cfg)
     from pdeopt.data import relative_l2
     from pdeopt.models import parameter_count
     from pdeopt.training import (
+        CheckpointMismatchError,
         PhysicsLoss,
         TrainingError,
         fit,
@@ -41,6 +61,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     wall_start = time.perf_counter()
     run_dir.mkdir(parents=True, exist_ok=True)
+    # Refuses a bad resume (another config, `must` without checkpoints, `never` with some)
+    # before any work, and before config.yaml is overwritten.
+    checkpoints = make_checkpointer(cfg, run_dir)
     save_config(cfg, run_dir / "config.yaml")
     train_set, test_set = problem.load()
     # A problem whose test split has its own resolution (Navier–Stokes: trained at 64²,
@@ -62,6 +85,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     test_solutions = jnp.asarray(test_set.solutions)
     per_sample_error = jax.jit(jax.vmap(relative_l2))
 
+    # The test predictions' key: recorded in metrics.json (`eval_key`), so that
+    # `load_checkpoint` + `predict` reproduce the reported error (docs/checkpoints.md).
     eval_key = jr.fold_in(jr.key(cfg.seed), 1)
     eval_batch = cfg.train.eval_batch_size
     vectorize = constraint.vectorize_samples
@@ -90,12 +115,18 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             max_failure_rate=cfg.train.max_failure_rate,
             failure_patience=cfg.train.failure_patience,
             progress=cfg.train.progress,
+            checkpoints=checkpoints,
         )
+    except CheckpointMismatchError as error:
+        raise _mismatch(error) from None
     except TrainingError as error:
         # A failed run leaves its record, marked failed, and no model.
         failed = {"status": "failed", "error": str(error), "step": error.step}
         save_json(run_dir / "metrics.json", failed | {"history": error.history})
         raise
+    finally:
+        if checkpoints is not None:
+            checkpoints.close()
 
     pred, metrics = test_predictions(model)
     report = predict(test_loss.report_one, model, test_conditions, eval_key, eval_batch, vectorize)
@@ -112,6 +143,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         **metrics,
         "test_rel_l2_batch_level": batch_level,
         "test_seeds": list(test_set.seeds),
+        "eval_key": np.asarray(jr.key_data(eval_key)).tolist(),
         "constraint_report": report,
         "num_parameters": parameter_count(model),
         "steps_per_s": history[-1]["steps_per_s"],
@@ -123,6 +155,45 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     print(f"run_dir={run_dir}")
     print(final_line(metrics))
     return metrics
+
+
+def make_checkpointer(cfg: DictConfig, run_dir: Path):
+    """The run's `pdeopt.training.Checkpointer` in `run_dir/checkpoints`, or `None` when
+    `train.checkpoint_every=0`. It stores the resolved config and refuses to continue from a
+    checkpoint of another config, except for the keys of `RESUMABLE_CHANGES`."""
+    from pdeopt.training import Checkpointer, CheckpointMismatchError
+
+    if cfg.train.checkpoint_every == 0:
+        return None
+    resume = Resume(cfg.train.resume).value
+    try:
+        checkpoints = Checkpointer(
+            run_dir / "checkpoints",
+            every=cfg.train.checkpoint_every,
+            keep=cfg.train.keep_checkpoints,
+            resume=resume,
+            config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+            may_differ=RESUMABLE_CHANGES,
+        )
+    except (FileExistsError, FileNotFoundError) as error:
+        fix = (
+            "Use another run directory (hydra.run.dir=...) or train.resume=auto."
+            if resume == "never"
+            else "Check hydra.run.dir, or use train.resume=auto."
+        )
+        raise ConfigError(f"train.resume={resume}: {error} {fix}") from None
+    try:
+        checkpoints.check_config()
+    except CheckpointMismatchError as error:
+        checkpoints.close()
+        raise _mismatch(error) from None
+    return checkpoints
+
+
+def _mismatch(error: Exception) -> ConfigError:
+    return ConfigError(
+        f"{error} To start a new run, choose another run directory (hydra.run.dir=...)."
+    )
 
 
 def test_metrics(errors: np.ndarray, stats) -> dict:

@@ -207,3 +207,52 @@ def test_optimize_help():
     ).stdout
     assert "constrained_solver: faithful, practical" in out
     assert "gaussian_sketch" in out and "problem_name: HS6" in out
+
+
+@pytest.mark.parametrize(
+    "launcher,plugin,target",
+    [
+        ("local_joblib", "hydra_joblib_launcher", "JoblibLauncher"),
+        ("slurm", "hydra_submitit_launcher", "SlurmLauncher"),
+    ],
+)
+def test_launcher_configs_compose(launcher, plugin, target):
+    """`configs/hydra/launcher/*.yaml` compose over their plugin's defaults (the plugins are
+    the optional `launchers` extra)."""
+    pytest.importorskip(f"hydra_plugins.{plugin}")
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = hydra_compose(
+            "config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True
+        )
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "slurm":  # requeued after a timeout; the run resumes from its checkpoints
+        assert cfg.hydra.launcher.max_num_timeout > 0 and cfg.hydra.launcher.gpus_per_node == 1
+        assert cfg.train.resume.value == "auto"
+
+
+@pytest.mark.slow  # two tiny MoE runs in two worker processes: about 2 minutes on a 2-core CPU
+def test_joblib_multirun(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    import os
+    import subprocess
+    import sys
+
+    root = Path(CONFIG_DIR).parent
+    overrides = [
+        "problem.nx=16", "problem.nt=9", "problem.n_train=4", "problem.n_test=2",
+        "model.width=8", "model.modes=[4,4]", "model.depth=2", "model.projection_channels=16",
+        "train.batch_size=2", "train.steps=2", "train.eval_every=0", "train.progress=false",
+        "constraint.num_basis=4", "constraint.num_points=12",
+    ]  # fmt: skip
+    command = [sys.executable, "-m", "experiments.train", "-m", "seed=0,1", "constraint=moe"]
+    command += ["hydra/launcher=local_joblib", *overrides]
+    command += [f"problem.data_dir={tmp_path / 'data'}", f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    )
+    proc = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for job in ("0", "1"):
+        assert (tmp_path / "sweep" / job / "model.eqx").is_file()

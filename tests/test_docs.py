@@ -72,6 +72,13 @@ def test_page_examples_run(page, tmp_path):
     run_blocks(blocks, tmp_path, timeout=300)
 
 
+@pytest.mark.slow  # two tiny trainings: about 35 s on a 2-core CPU
+def test_checkpoints_page_runs(tmp_path):
+    """The checkpoints page: a run, the test error reproduced from its files, and a fit that
+    continues from its checkpoint."""
+    run_blocks(python_blocks("checkpoints.md"), tmp_path, timeout=300)
+
+
 def test_quickstart_runs(tmp_path):
     """The quickstart as written (about a minute on a 2-core CPU, mostly compilation)."""
     run_blocks(python_blocks("quickstart.md"), tmp_path, timeout=300)

@@ -1,6 +1,9 @@
 """Training: loss assembly, the jitted train step, the loop, checkpoints."""
 
 from ._checkpoint import (
+    Checkpointer as Checkpointer,
+    CheckpointMismatchError as CheckpointMismatchError,
+    TrainState as TrainState,
     load_checkpoint as load_checkpoint,
     save_checkpoint as save_checkpoint,
     save_json as save_json,

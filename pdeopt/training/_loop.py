@@ -8,12 +8,12 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-import numpy as np
 import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
 from ..constraints import LearningRateAnnealing, SoftConstraint
+from ._checkpoint import Checkpointer, TrainState
 from ._loss import PhysicsLoss
 
 
@@ -130,11 +130,13 @@ def fit(
     max_failure_rate: float = 0.5,
     failure_patience: int = 10,
     progress: bool = True,
+    checkpoints: Checkpointer | None = None,
 ) -> tuple[eqx.Module, list[dict[str, float]]]:
     """Train `model` on minibatches of `data` and evaluate periodically.
 
     Each step draws `batch_size` distinct samples (`batch_size` must not exceed the number of
-    samples). When `loss_fn` is a `PhysicsLoss` with a `SoftConstraint` whose `balancing` is
+    samples); the samples of step `s` and the loss's key of step `s` are functions of `key` and
+    `s` alone. When `loss_fn` is a `PhysicsLoss` with a `SoftConstraint` whose `balancing` is
     set, the loss weights are adapted during training (`balanced_train_step`, starting from
     the constraint's `loss_weights`) and recorded in the history as `weight_<name>`;
     otherwise every step is `train_step`.
@@ -150,6 +152,12 @@ def fit(
 
     Both errors carry the history logged so far.
 
+    With `checkpoints`, the run continues from the newest valid checkpoint in its folder (as
+    its `resume` setting allows) and saves a [`pdeopt.training.TrainState`][] every
+    `checkpoints.every` steps and after the last one. A continued run's model, optimiser
+    state, loss weights and history are bitwise those of an uninterrupted run on the same
+    devices.
+
     **Arguments:**
 
     - `model`, `loss_fn`, `optimizer`: as for `train_step`.
@@ -164,6 +172,7 @@ def fit(
     - `max_failure_rate`, `failure_patience`: the stopping rule above (`max_failure_rate=1`
         never stops).
     - `progress`: show a progress bar with the loss and steps/s.
+    - `checkpoints`: a [`pdeopt.training.Checkpointer`][], or `None` (no checkpoints).
 
     **Returns:** the trained model and the history (one dict per logged step, with `step`,
     `loss`, the loss terms, `grad_norm` and, at evaluations, the evaluation metrics).
@@ -185,21 +194,41 @@ def fit(
             f"train.batch_size={batch_size} exceeds the {num} training samples; lower "
             "train.batch_size or raise problem.n_train."
         )
-    opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     balancing = None
     if isinstance(loss_fn, PhysicsLoss) and isinstance(loss_fn.constraint, SoftConstraint):
         balancing = loss_fn.constraint.balancing
-    if balancing is not None:
-        weights = balancing.init(loss_fn.constraint.weights_for(loss_fn.pde))
-    batch_key, loss_key = jr.split(key)
-    rng = np.random.default_rng(np.asarray(jr.key_data(batch_key)).ravel())
+    state = TrainState(
+        model=model,
+        opt_state=optimizer.init(eqx.filter(model, eqx.is_inexact_array)),
+        weights=None
+        if balancing is None
+        else balancing.init(loss_fn.constraint.weights_for(loss_fn.pde)),
+        key=key,
+    )
     history: list[dict[str, float]] = []
-    bar = tqdm(range(1, steps + 1), disable=not progress, unit="step", dynamic_ncols=True)
+    if checkpoints is not None:
+        restored = checkpoints.restore(state)
+        if restored is not None:
+            state, history = restored
+            if state.step > steps:
+                raise ValueError(
+                    f"The checkpoint to resume is of step {state.step}, beyond train.steps="
+                    f"{steps}; raise train.steps to at least {state.step}."
+                )
+    model, opt_state, weights, failing = state.model, state.opt_state, state.weights, state.failing
+    batch_key, loss_key = jr.split(key)
+    bar = tqdm(
+        range(state.step + 1, steps + 1),
+        initial=state.step,
+        total=steps,
+        disable=not progress,
+        unit="step",
+        dynamic_ncols=True,
+    )
+    first = state.step + 1
     start = time.perf_counter()
-    failing = 0  # consecutive steps above max_failure_rate
     for step in bar:
-        index = rng.choice(num, size=batch_size, replace=False)
-        batch = jax.tree.map(lambda a, index=index: a[index], data)
+        batch = _batch(data, jr.fold_in(batch_key, step), num, batch_size)
         step_key = jr.fold_in(loss_key, step)
         if balancing is None:
             model, opt_state, loss, aux = train_step(
@@ -223,9 +252,9 @@ def fit(
             )
         failed = aux.get("failed_fraction", 0.0)
         failing = failing + 1 if failed > max_failure_rate else 0
-        if step == 1:
+        if step == first:
             start = time.perf_counter()  # Exclude compilation from the throughput.
-        rate = (step - 1) / max(time.perf_counter() - start, 1e-9)
+        rate = (step - first) / max(time.perf_counter() - start, 1e-9)
         bar.set_postfix(
             loss=f"{loss:.3e}", failed=f"{failed:.0%}", steps_per_s=f"{rate:.1f}", refresh=False
         )
@@ -249,8 +278,17 @@ def fit(
                 step,
                 history,
             )
+        if checkpoints is not None and checkpoints.due(step, steps):
+            state = TrainState(model, opt_state, weights, key, step, failing)
+            checkpoints.save(state, history)
     bar.close()
     return model, history
+
+
+def _batch(data: PyTree[Array], key: PRNGKeyArray, num: int, batch_size: int) -> PyTree[Array]:
+    """`batch_size` distinct samples of `data`, drawn with `key`."""
+    index = jr.choice(key, num, (batch_size,), replace=False)
+    return jax.tree.map(lambda a: a[index], data)
 
 
 def _fmt(value) -> str:
