@@ -10,11 +10,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 import optax
+from jax.sharding import Mesh
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
 from ..constraints import LearningRateAnnealing, SoftConstraint
 from ._loss import PhysicsLoss
+from ._mesh import check_mesh, predict_sharded, replicate, shard_batch, shard_loss
 
 
 @eqx.filter_jit
@@ -130,6 +132,7 @@ def fit(
     max_failure_rate: float = 0.5,
     failure_patience: int = 10,
     progress: bool = True,
+    mesh: Mesh | None = None,
 ) -> tuple[eqx.Module, list[dict[str, float]]]:
     """Train `model` on minibatches of `data` and evaluate periodically.
 
@@ -164,6 +167,11 @@ def fit(
     - `max_failure_rate`, `failure_patience`: the stopping rule above (`max_failure_rate=1`
         never stops).
     - `progress`: show a progress bar with the loss and steps/s.
+    - `mesh`: train on a device mesh with axes `data` and `experts`
+        ([`pdeopt.training.make_mesh`][]): each batch is split over `data` (`batch_size`
+        must be a multiple of its size), a hard constraint's experts over `experts`, the
+        model and optimiser state are replicated; `loss_fn` must be a `PhysicsLoss` (see
+        [`pdeopt.training.ShardedLoss`][]). `None`: one device.
 
     **Returns:** the trained model and the history (one dict per logged step, with `step`,
     `loss`, the loss terms, `grad_norm` and, at evaluations, the evaluation metrics).
@@ -185,12 +193,19 @@ def fit(
             f"train.batch_size={batch_size} exceeds the {num} training samples; lower "
             "train.batch_size or raise problem.n_train."
         )
+    if mesh is not None:
+        check_mesh(mesh, batch_size, loss_fn)
     opt_state = optimizer.init(eqx.filter(model, eqx.is_inexact_array))
     balancing = None
     if isinstance(loss_fn, PhysicsLoss) and isinstance(loss_fn.constraint, SoftConstraint):
         balancing = loss_fn.constraint.balancing
     if balancing is not None:
         weights = balancing.init(loss_fn.constraint.weights_for(loss_fn.pde))
+    if mesh is not None:
+        loss_fn = shard_loss(loss_fn, mesh)
+        model, opt_state = replicate((model, opt_state), mesh)
+        if balancing is not None:
+            weights = replicate(weights, mesh)
     batch_key, loss_key = jr.split(key)
     rng = np.random.default_rng(np.asarray(jr.key_data(batch_key)).ravel())
     history: list[dict[str, float]] = []
@@ -200,6 +215,8 @@ def fit(
     for step in bar:
         index = rng.choice(num, size=batch_size, replace=False)
         batch = jax.tree.map(lambda a, index=index: a[index], data)
+        if mesh is not None:
+            batch = shard_batch(batch, mesh)
         step_key = jr.fold_in(loss_key, step)
         if balancing is None:
             model, opt_state, loss, aux = train_step(
@@ -263,22 +280,32 @@ def _apply_batched(fn, model, conditions, keys):
 
 
 def predict(
-    fn: Callable, model, conditions: PyTree[Array], key: PRNGKeyArray, batch_size: int = 16
+    fn: Callable,
+    model,
+    conditions: PyTree[Array],
+    key: PRNGKeyArray,
+    batch_size: int = 16,
+    *,
+    mesh: Mesh | None = None,
 ) -> PyTree[Array]:
     """Apply `fn(model, condition, key)` to every sample, in jitted batches.
 
     Sample i gets the key `fold_in(key, i)`, so results do not depend on `batch_size`.
-    Returns the outputs stacked along a leading sample axis (any pytree).
+    Returns the outputs stacked along a leading sample axis (any pytree). With a `mesh`
+    (axes `data`, `experts`) each batch, rounded up to a multiple of the `data` axis, is
+    split over it with `jax.shard_map` (a hard constraint splits its experts over
+    `experts`), and the outputs are replicated, readable by every process.
     """
     num = jax.tree.leaves(conditions)[0].shape[0]
     keys = jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(num))
-    chunks = [
-        _apply_batched(
-            fn,
-            model,
-            jax.tree.map(lambda a, i=i: a[i : i + batch_size], conditions),
-            keys[i : i + batch_size],
-        )
-        for i in range(0, num, batch_size)
-    ]
+    if mesh is not None:
+        data = mesh.shape["data"]
+        batch_size = -(-batch_size // data) * data
+    chunks = []
+    for i in range(0, num, batch_size):
+        chunk = jax.tree.map(lambda a, i=i: a[i : i + batch_size], conditions)
+        if mesh is None:
+            chunks.append(_apply_batched(fn, model, chunk, keys[i : i + batch_size]))
+        else:
+            chunks.append(predict_sharded(fn, model, chunk, keys[i : i + batch_size], mesh))
     return jax.tree.map(lambda *parts: jnp.concatenate(parts), *chunks)

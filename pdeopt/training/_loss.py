@@ -45,11 +45,10 @@ class PhysicsLoss(eqx.Module):
         output = model(self.pde.inputs(condition))
         return self.constraint.report(self.pde, output, condition, key=key)
 
-    def __call__(
-        self, model, conditions: PyTree[Array], key: PRNGKeyArray
-    ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
-        """Batch loss, its unweighted terms (batch means) and the solver statistics."""
-        num = jax.tree.leaves(conditions)[0].shape[0]
+    def sample_terms(self, model, conditions: PyTree[Array], keys: PRNGKeyArray):
+        """Per sample (leading axis of `conditions` and `keys`): the unweighted terms, whether
+        the sample counts (`ok`), whether its condition was finite, and the solver's
+        statistics (`None` without solves). `__call__` reduces them with `reduce`."""
         skip = self.constraint.skips_failures
 
         def per_sample(condition, key):
@@ -60,7 +59,12 @@ class PhysicsLoss(eqx.Module):
             terms, ok, stats = self.constraint.loss_terms(self.pde, output, condition, key=key)
             return terms, ok & finite, finite, stats
 
-        terms, ok, finite, stats = jax.vmap(per_sample)(conditions, jr.split(key, num))
+        return jax.vmap(per_sample)(conditions, keys)
+
+    def reduce(
+        self, terms, ok, finite, stats
+    ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
+        """The batch loss and its terms from the per-sample outputs of `sample_terms`."""
         weight = ok.astype(jax.tree.leaves(terms)[0].dtype)
         count = jnp.maximum(weight.sum(), 1.0)  # All failed: loss 0, and `fit` stops the run.
         terms = {k: jnp.sum(v * weight) / count for k, v in terms.items()}
@@ -74,3 +78,10 @@ class PhysicsLoss(eqx.Module):
             aux["solve_steps_max"] = jnp.max(stats.num_steps).astype(weight.dtype)
             aux["seam_rms"] = jnp.mean(stats.seam_rms)
         return self.constraint.loss(terms), aux
+
+    def __call__(
+        self, model, conditions: PyTree[Array], key: PRNGKeyArray
+    ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
+        """Batch loss, its unweighted terms (batch means) and the solver statistics."""
+        num = jax.tree.leaves(conditions)[0].shape[0]
+        return self.reduce(*self.sample_terms(model, conditions, jr.split(key, num)))
