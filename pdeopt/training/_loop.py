@@ -252,7 +252,8 @@ def fit(
             if evaluating and evaluate is not None:
                 record.update(evaluate(model))
             history.append(record)
-            bar.write(" ".join(f"{k}={_fmt(v)}" for k, v in record.items()))
+            if jax.process_index() == 0:  # one log for all processes
+                bar.write(" ".join(f"{k}={_fmt(v)}" for k, v in record.items()))
         if failing >= failure_patience:
             bar.close()
             solves = {k: v for k, v in aux.items() if k.startswith("solve_")}
