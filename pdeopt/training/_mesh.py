@@ -144,6 +144,9 @@ class ShardedLoss(eqx.Module):
     device count and sums the parameters' cotangents over all devices, and the gathers'
     transposes (reduce-scatters over `data`, and over `experts` inside the constraint)
     restore each sample's and each expert's full cotangent on the device that owns it.
+    The per-device function and its vector–Jacobian product are traced outside the map and
+    evaluated inside it (the hard constraint's implicit adjoint does not trace inside a
+    `shard_map`; see `docs/scaling.md`).
 
     **Arguments:**
 
@@ -243,7 +246,9 @@ def _apply_sharded(fn, mesh, model, conditions, keys):
 
     def local(params, conditions, keys):
         model = eqx.combine(params, static)
-        return _gather(jax.vmap(fn, in_axes=(None, 0, 0))(model, conditions, keys))
+        with split_experts(mesh.shape[EXPERT_AXIS]):  # forward only: no adjoint to stage
+            out = jax.vmap(fn, in_axes=(None, 0, 0))(model, conditions, keys)
+        return _gather(out)
 
     spec = P(DATA_AXIS)
     mapped = jax.shard_map(
