@@ -3,6 +3,7 @@ XLA compiles into it.
 
     python -m experiments.bench_mesh                      # 8 emulated CPU devices
     python -m experiments.bench_mesh --devices 4 --meshes 4x1,2x2,1x4 --repeats 5
+    python -m experiments.bench_mesh --meshes 2x4 --shapes 2x4   # every collective's shape
 
 Sets `XLA_FLAGS=--xla_force_host_platform_device_count=<devices>` before importing JAX (on
 a machine with real accelerators pass `--devices 0` to keep them). The problem: Burgers
@@ -31,6 +32,9 @@ def _parse(argv):
     parser.add_argument("--nt", type=int, default=11)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--shapes", default="", help="a mesh (e.g. 2x4) whose every collective to list"
+    )
     return parser.parse_args(argv)
 
 
@@ -68,20 +72,32 @@ from pdeopt.training._mesh import shard_loss  # noqa: E402
 from problems.burgers import Burgers  # noqa: E402
 
 COLLECTIVE = re.compile(
-    r"= (\w+)\[([\d,]*)\][^ ]* (all-gather|all-reduce|reduce-scatter|all-to-all|"
-    r"collective-permute)(?:-start)?\("
+    r"= (.*?) (all-gather|all-reduce|reduce-scatter|all-to-all|collective-permute)"
+    r"(?:-start)?\("
 )
+ARRAY = re.compile(r"(\w+)\[([\d,]*)\]")
 BYTES = {"f64": 8, "s64": 8, "c128": 16, "f32": 4, "s32": 4, "pred": 1, "u32": 4, "s8": 1}
 
 
+def _bytes(dtype: str, shape: str) -> int:
+    size = BYTES.get(dtype, 8)
+    for n in filter(None, shape.split(",")):
+        size *= int(n)
+    return size
+
+
+def collective_lines(hlo: str) -> list[tuple[str, list[tuple[str, str]]]]:
+    """Every collective of an HLO text: its kind and its result arrays (dtype, shape); a
+    combined collective has several."""
+    return [(kind, ARRAY.findall(result)) for result, kind in COLLECTIVE.findall(hlo)]
+
+
 def collectives(hlo: str) -> dict[str, tuple[int, int]]:
-    """Per collective kind in an HLO text: how many, and the largest result in bytes."""
+    """Per collective kind in an HLO text: how many, and the largest result array in bytes."""
     found: dict[str, tuple[int, int]] = {}
-    for dtype, shape, kind in COLLECTIVE.findall(hlo):
-        size = BYTES.get(dtype, 8)
-        for n in filter(None, shape.split(",")):
-            size *= int(n)
+    for kind, arrays in collective_lines(hlo):
         count, largest = found.get(kind, (0, 0))
+        size = max((_bytes(*a) for a in arrays), default=0)
         found[kind] = (count + 1, max(largest, size))
     return found
 
@@ -123,6 +139,11 @@ def main():
             placed_model, placed_state, sharded, optimizer, placed_batch, key
         )
         hlo[spec] = lowered.lowered.compile().as_text()  # equinox's Lowered wraps jax's
+    if args.shapes:
+        print(f"collectives of the {args.shapes} step (result type, kind):")
+        for kind, arrays in collective_lines(hlo[args.shapes]):
+            print(f"  {kind}: " + ", ".join(f"{d}[{s}]" for d, s in arrays))
+        print()
     timings = time_alternating(fns, repeats=args.repeats)
     reference = timings["1 device"].median
     rows = []

@@ -38,6 +38,7 @@ def _run(script: str, *args: str, devices: int, timeout: int = 900) -> str:
 
 def _differences(cases: list[str]) -> dict[str, dict[str, float]]:
     out = _run("_mesh_equality.py", ",".join(cases), devices=8)
+    print(out)  # the differences, shown by `pytest -rA`
     found = {}
     for line in out.splitlines():
         if "max_rel=" in line:
