@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, Key, PRNGKeyArray, PyTree
 
 from ..constraints import AbstractConstraint, AbstractPDE, SolveStats, all_finite
 
@@ -45,7 +45,7 @@ class PhysicsLoss(eqx.Module):
         output = model(self.pde.inputs(condition))
         return self.constraint.report(self.pde, output, condition, key=key)
 
-    def sample_terms(self, model, conditions: PyTree[Array], keys: PRNGKeyArray):
+    def sample_terms(self, model, conditions: PyTree[Array], keys: Key[Array, " batch"]):
         """Per sample (leading axis of `conditions` and `keys`): the unweighted terms, whether
         the sample counts (`ok`), whether its condition was finite, and the solver's
         statistics (`None` without solves). `__call__` reduces them with `reduce`."""

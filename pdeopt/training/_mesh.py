@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import jax.random as jr
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
-from jaxtyping import Array, PRNGKeyArray, PyTree
+from jaxtyping import Array, Key, PRNGKeyArray, PyTree
 
 from ..constraints import EXPERT_AXIS, HardConstraint, split_experts
 from ._loss import PhysicsLoss
@@ -258,7 +258,7 @@ def _apply_sharded(fn, mesh, model, conditions, keys):
 
 
 def predict_sharded(
-    fn: Callable, model, conditions: PyTree[Array], keys: PRNGKeyArray, mesh: Mesh
+    fn: Callable, model, conditions: PyTree[Array], keys: Key[Array, " batch"], mesh: Mesh
 ) -> PyTree[Array]:
     """`vmap(fn)` over the samples split along the mesh's `data` axis, padded to a multiple
     of it (the padding's outputs are dropped); the outputs are replicated on every device,
