@@ -66,7 +66,7 @@ def test_mesh_matches_one_device():
     _check(_differences(cases), cases, lambda case: 1e-10)
 
 
-@pytest.mark.slow  # ~6 min on a 2-core CPU
+@pytest.mark.slow  # ~12 min on a 2-core CPU
 def test_mesh_matches_one_device_all_meshes():
     """Every mesh of 8 devices for PI-HC-MoE (8 experts), and data-parallel PI-SC and PI-HC,
     on diffusion–sorption and Burgers."""
@@ -93,7 +93,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow  # ~2.5 min on a 2-core CPU
+@pytest.mark.slow  # ~1.5 min on a 2-core CPU
 def test_two_processes_match_one(tmp_path):
     """Two processes with 2 CPU devices each (gloo collectives, localhost coordinator) train
     as one process with 4 devices, on the mesh data=2 × experts=2."""
