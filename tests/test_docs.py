@@ -116,7 +116,7 @@ def test_api_page_lists_exactly_the_exports(page):
     )
 
 
-@pytest.mark.slow  # about a minute on a 2-core CPU (8 emulated devices)
+@pytest.mark.slow  # about 25 s on a 2-core CPU (8 emulated devices)
 def test_scaling_example_runs(tmp_path):
     """The mesh example of "Scaling out" (not the XLA crash reproducer, which crashes)."""
     blocks = [b for b in python_blocks("scaling.md") if "RET_CHECK" not in b]
