@@ -154,7 +154,9 @@ class HardConstraint(AbstractConstraint):
     Experts are an array axis: `vmap`ped (`vectorize_experts=True`, one batched solve that runs
     until the slowest expert has converged; for accelerators) or solved one after another with
     `lax.map` (the same result with 1/K of the solver memory, and on one CPU device faster:
-    each expert stops when it has converged).
+    each expert stops when it has converged). On a device mesh (`fit(mesh=...)`, which
+    traces the layer under `split_experts`) each device solves its K / (mesh's `experts`
+    size) experts, by the same `vmap` or `lax.map`, and only the weights are gathered.
 
     **Interface rows** (beyond the paper): with `interface_sweeps > 0`, after the independent
     solves each expert re-solves, `interface_sweeps` times (`lax.scan`), with rows pulling its
