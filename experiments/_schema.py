@@ -34,6 +34,24 @@ class Resume(enum.Enum):
 
 
 @dataclasses.dataclass
+class MeshConfig:
+    """`train.mesh`: devices along the mesh axes `data` and `experts` (-1: the rest)."""
+
+    data: int = MISSING
+    experts: int = MISSING
+
+
+@dataclasses.dataclass
+class DistributedConfig:
+    """`train.distributed`: the multi-process settings (`jax.distributed.initialize`)."""
+
+    enabled: bool = MISSING
+    coordinator_address: str | None = MISSING
+    num_processes: int | None = MISSING
+    process_id: int | None = MISSING
+
+
+@dataclasses.dataclass
 class TrainConfig:
     """`train`: the training loop's settings (`configs/train/*.yaml`)."""
 
@@ -49,6 +67,8 @@ class TrainConfig:
     checkpoint_every: int = MISSING
     keep_checkpoints: int = MISSING
     resume: Resume = MISSING
+    mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
+    distributed: DistributedConfig = dataclasses.field(default_factory=DistributedConfig)
 
 
 @dataclasses.dataclass

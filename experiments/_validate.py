@@ -108,6 +108,7 @@ def validate(cfg: DictConfig) -> tuple:
         )
     constraint = _build(cfg, "constraint")
     optimizer = _build(cfg, "optimizer")
+    _check_mesh(cfg, problem, constraint)
     _check_model(cfg, problem, constraint)
     for split, pde in (("training", problem.pde), ("test", problem.test_pde)):
         try:
@@ -118,6 +119,36 @@ def validate(cfg: DictConfig) -> tuple:
                 f"{pde.grid_shape} of {type(pde).__name__})"
             ) from None
     return problem, constraint, optimizer
+
+
+def build_mesh(cfg: DictConfig):
+    """The training mesh of `train.mesh` over every device, or `None` on one device (the
+    single-device run needs none); raises `ConfigError`."""
+    from pdeopt.training import make_mesh
+
+    if (
+        jax.device_count() == 1
+        and cfg.train.mesh.data in (1, -1)
+        and cfg.train.mesh.experts in (1, -1)
+    ):
+        return None
+    try:
+        return make_mesh(cfg.train.mesh.data, cfg.train.mesh.experts)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _check_mesh(cfg: DictConfig, problem, constraint) -> None:
+    """`train.mesh` against the device count, `train.batch_size` and the expert count."""
+    from pdeopt.training import PhysicsLoss, check_mesh
+
+    mesh = build_mesh(cfg)
+    if mesh is None:
+        return
+    try:
+        check_mesh(mesh, cfg.train.batch_size, PhysicsLoss(problem.pde, constraint))
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_values(value, key: str) -> None:

@@ -4,7 +4,9 @@ Writes to the Hydra run directory: `config.yaml` (resolved), `metrics.json`, `pr
 and `model.eqx`, and every `train.checkpoint_every` steps a checkpoint under `checkpoints/`;
 the last line printed is `test_rel_l2=<mean> ± <std> ...`. Rerunning a command with the same
 run directory (`hydra.run.dir=...`) continues from its newest valid checkpoint
-(`train.resume`, docs/checkpoints.md).
+(`train.resume`, docs/checkpoints.md). On several devices it trains on the mesh of
+`train.mesh`; with `train.distributed.enabled=true` it first joins the other processes, and
+only process 0 writes and prints (docs/scaling.md).
 """
 
 import logging
@@ -22,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments._common import CONFIG_DIR, instantiate, save_config
 from experiments._plots import axis_names, plot_prediction
 from experiments._schema import ConfigError, Resume
-from experiments._validate import validate
+from experiments._validate import build_mesh, validate
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Run one training experiment from a composed config; returns the metrics."""
     jax.config.update("jax_enable_x64", True)
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's per-file progress messages
+    distributed = cfg.train.distributed
+    if distributed.enabled:
+        from pdeopt.training import initialize_distributed
+
+        initialize_distributed(
+            distributed.coordinator_address, distributed.num_processes, distributed.process_id
+        )
     # Every config value, before any data are generated; the objects it built are the run's.
     problem, constraint, optimizer = validate(cfg)
     from pdeopt.data import relative_l2
@@ -54,17 +63,28 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         PhysicsLoss,
         TrainingError,
         fit,
+        is_main_process,
         predict,
         save_checkpoint,
         save_json,
     )
 
     wall_start = time.perf_counter()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # Refuses a bad resume (another config, `must` without checkpoints, `never` with some)
-    # before any work, and before config.yaml is overwritten.
-    checkpoints = make_checkpointer(cfg, run_dir)
-    save_config(cfg, run_dir / "config.yaml")
+    mesh = build_mesh(cfg)
+    main = is_main_process()  # only process 0 writes logs, metrics, plots and the model
+    if jax.process_count() > 1 and cfg.train.checkpoint_every:
+        raise ConfigError(
+            f"train.checkpoint_every={cfg.train.checkpoint_every} with {jax.process_count()} "
+            "processes: checkpoints are written by one process only; set "
+            "train.checkpoint_every=0 for a multi-process run."
+        )
+    checkpoints = None
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # Refuses a bad resume (another config, `must` without checkpoints, `never` with
+        # some) before any work, and before config.yaml is overwritten.
+        checkpoints = make_checkpointer(cfg, run_dir)
+        save_config(cfg, run_dir / "config.yaml")
     train_set, test_set = problem.load()
     # A problem whose test split has its own resolution (Navier–Stokes: trained at 64²,
     # tested at 256²) names that PDE `test_pde`; the model and the constraint layer are
@@ -93,7 +113,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 
     def test_predictions(model):
         pred, stats = predict(
-            test_loss.predict_one, model, test_conditions, eval_key, eval_batch, vectorize
+            test_loss.predict_one,
+            model,
+            test_conditions,
+            eval_key,
+            eval_batch,
+            vectorize,
+            mesh=mesh,
         )
         pred = np.asarray(pred, np.float64)
         errors = np.asarray(per_sample_error(jnp.asarray(pred), test_solutions))
@@ -114,30 +140,35 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             log_every=cfg.train.log_every,
             max_failure_rate=cfg.train.max_failure_rate,
             failure_patience=cfg.train.failure_patience,
-            progress=cfg.train.progress,
+            progress=cfg.train.progress and main,
             checkpoints=checkpoints,
+            mesh=mesh,
         )
     except CheckpointMismatchError as error:
         raise _mismatch(error) from None
     except TrainingError as error:
         # A failed run leaves its record, marked failed, and no model.
-        failed = {"status": "failed", "error": str(error), "step": error.step}
-        save_json(run_dir / "metrics.json", failed | {"history": error.history})
+        if main:
+            failed = {"status": "failed", "error": str(error), "step": error.step}
+            save_json(run_dir / "metrics.json", failed | {"history": error.history})
         raise
     finally:
         if checkpoints is not None:
             checkpoints.close()
 
     pred, metrics = test_predictions(model)
-    report = predict(test_loss.report_one, model, test_conditions, eval_key, eval_batch, vectorize)
+    report = predict(
+        test_loss.report_one,
+        model,
+        test_conditions,
+        eval_key,
+        eval_batch,
+        vectorize,
+        mesh=mesh,
+    )
     report = {k: float(np.mean(v)) for k, v in report.items()}
     reference = np.asarray(test_solutions)
     batch_level = float(np.linalg.norm(pred - reference) / np.linalg.norm(reference))
-    names = axis_names(reference.shape[1:], test_set.conditions.shape[1:])
-    plot_prediction(
-        run_dir / "prediction.png", pred[0], reference[0], test_pde.coordinates(), names
-    )
-    save_checkpoint(run_dir / "model.eqx", model)
     metrics = {
         "status": "ok",
         **metrics,
@@ -150,6 +181,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "wall_time_s": time.perf_counter() - wall_start,
         "history": history,
     }
+    if not main:
+        return metrics
+    names = axis_names(reference.shape[1:], test_set.conditions.shape[1:])
+    plot_prediction(
+        run_dir / "prediction.png", pred[0], reference[0], test_pde.coordinates(), names
+    )
+    save_checkpoint(run_dir / "model.eqx", model)
     save_json(run_dir / "metrics.json", metrics)
     print(format_report(report, len(pred)))
     print(f"run_dir={run_dir}")

@@ -121,3 +121,11 @@ def test_api_page_lists_exactly_the_exports(page):
         f"docs/api/{page}: missing {sorted(exports - names)}, "
         f"not exported {sorted(names - exports)}"
     )
+
+
+@pytest.mark.slow  # about 25 s on a 2-core CPU (8 emulated devices)
+def test_scaling_example_runs(tmp_path):
+    """The mesh example of "Scaling out" (not the XLA crash reproducer, which crashes)."""
+    blocks = [b for b in python_blocks("scaling.md") if "RET_CHECK" not in b]
+    assert len(blocks) == 1 and "make_mesh(data=2, experts=4)" in blocks[0]
+    run_blocks(blocks, tmp_path, timeout=600)

@@ -15,10 +15,13 @@ from ._derivatives import (
     Spectral as Spectral,
 )
 from ._hard import (
+    EXPERT_AXIS as EXPERT_AXIS,
     ExpertProblem as ExpertProblem,
     HardConstraint as HardConstraint,
     Interface as Interface,
     MoEHardConstraint as MoEHardConstraint,
+    expert_devices as expert_devices,
+    split_experts as split_experts,
 )
 from ._partition import Partition as Partition, partition as partition
 from ._pde import AbstractPDE as AbstractPDE, check_parameters as check_parameters

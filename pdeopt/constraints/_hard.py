@@ -1,5 +1,7 @@
 """The hard-constraint layer: PI-HC (one solve per sample) and its partitioned case PI-HC-MoE."""
 
+import contextlib
+import contextvars
 import math
 from collections.abc import Mapping, Sequence
 
@@ -156,6 +158,9 @@ class HardConstraint(AbstractConstraint):
     `vectorize_samples=False` has [`pdeopt.training.PhysicsLoss`][] and
     [`pdeopt.training.predict`][] solve them one after another (the model still runs on the
     whole batch), so a sample that converges in a few steps does not wait for a slow one.
+    On a device mesh (`fit(mesh=...)`, which traces the layer under `split_experts`) each
+    device solves its K / (mesh's `experts` size) experts, by the same `vmap` or `lax.map`,
+    and only the weights are gathered.
 
     **Interface rows** (beyond the paper): with `interface_sweeps > 0`, after the independent
     solves each expert re-solves, `interface_sweeps` times (`lax.scan`), with rows pulling its
@@ -581,8 +586,23 @@ class HardConstraint(AbstractConstraint):
 
         solve = exact if indices else one
         if self.vectorize_experts:
-            return jax.vmap(solve)(omega0, problem)
-        return jax.lax.map(lambda a: solve(*a), (omega0, problem))
+            run = jax.vmap(solve)
+        else:
+            run = lambda omega0, problem: jax.lax.map(lambda a: solve(*a), (omega0, problem))
+        devices = expert_devices()
+        if devices == 1:
+            return run(omega0, problem)
+        # Under the named mesh axis EXPERT_AXIS (`split_experts`): this device solves its own
+        # contiguous slice of experts (their Jacobians never leave it) and the weights and
+        # statistics, (K, N) and (K,) per sample, are gathered. The gather's transpose is a
+        # reduce-scatter of the weights' cotangents, so each device's implicit adjoint also
+        # sees only its experts.
+        local = _local_experts(omega0.shape[0], devices)
+        start = jax.lax.axis_index(EXPERT_AXIS) * local
+        take = lambda a: jax.lax.dynamic_slice_in_dim(jnp.asarray(a), start, local)
+        out = run(*jax.tree.map(take, (omega0, problem)))
+        gather = lambda a: jax.lax.all_gather(a, EXPERT_AXIS, tiled=True)
+        return jax.tree.map(gather, out)
 
     def solve(
         self,
@@ -744,6 +764,39 @@ def _restricted_start(layer: HardConstraint, fn, jacobian, constraint, omega0, a
     gradient = jax.grad(lambda omega: 0.5 * jnp.sum(fn(omega, args) ** 2))(omega)
     upper = jax.scipy.linalg.solve_triangular(r[:m], q[:, :m].T @ gradient, lower=False)
     return omega, -upper
+
+
+EXPERT_AXIS = "experts"
+"""The mesh axis over which `HardConstraint` splits its experts (see `split_experts`)."""
+
+_EXPERT_DEVICES: contextvars.ContextVar[int] = contextvars.ContextVar("experts", default=1)
+
+
+@contextlib.contextmanager
+def split_experts(devices: int):
+    """Within this context, `HardConstraint` solves traced under a named axis `EXPERT_AXIS`
+    of size `devices` (a `jax.shard_map` over a mesh with that axis) split their experts
+    over it: each device solves K / `devices` experts and the weights are gathered."""
+    token = _EXPERT_DEVICES.set(devices)
+    try:
+        yield
+    finally:
+        _EXPERT_DEVICES.reset(token)
+
+
+def expert_devices() -> int:
+    """The number of devices the experts are split over (`split_experts`; 1 outside)."""
+    return _EXPERT_DEVICES.get()
+
+
+def _local_experts(num_experts: int, devices: int) -> int:
+    if num_experts % devices:
+        raise ValueError(
+            f"{num_experts} experts cannot be split evenly over the {devices} devices of the "
+            f"mesh axis {EXPERT_AXIS!r}; use a mesh whose {EXPERT_AXIS!r} size divides "
+            f"{num_experts} (train.mesh.experts), or change constraint.parts."
+        )
+    return num_experts // devices
 
 
 def _rows_per_name(blocks, shapes) -> dict[str, int]:

@@ -17,4 +17,14 @@ from ._loop import (
     train_step as train_step,
 )
 from ._loss import PhysicsLoss as PhysicsLoss
+from ._mesh import (
+    DATA_AXIS as DATA_AXIS,
+    ShardedLoss as ShardedLoss,
+    check_mesh as check_mesh,
+    initialize_distributed as initialize_distributed,
+    is_main_process as is_main_process,
+    make_mesh as make_mesh,
+    replicate as replicate,
+    shard_batch as shard_batch,
+)
 from ._optim import make_optimizer as make_optimizer

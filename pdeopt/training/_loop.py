@@ -9,12 +9,14 @@ import jax
 import jax.numpy as jnp
 import jax.random as jr
 import optax
+from jax.sharding import Mesh
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
 from ..constraints import LearningRateAnnealing, SoftConstraint
 from ._checkpoint import Checkpointer, TrainState
 from ._loss import PhysicsLoss
+from ._mesh import check_mesh, predict_sharded, replicate, shard_batch, shard_loss
 
 
 @eqx.filter_jit
@@ -131,6 +133,7 @@ def fit(
     failure_patience: int = 10,
     progress: bool = True,
     checkpoints: Checkpointer | None = None,
+    mesh: Mesh | None = None,
 ) -> tuple[eqx.Module, list[dict[str, float]]]:
     """Train `model` on minibatches of `data` and evaluate periodically.
 
@@ -173,6 +176,11 @@ def fit(
         never stops).
     - `progress`: show a progress bar with the loss and steps/s.
     - `checkpoints`: a [`pdeopt.training.Checkpointer`][], or `None` (no checkpoints).
+    - `mesh`: train on a device mesh with axes `data` and `experts`
+        ([`pdeopt.training.make_mesh`][]): each batch is split over `data` (`batch_size`
+        must be a multiple of its size), a hard constraint's experts over `experts`, the
+        model and optimiser state are replicated; `loss_fn` must be a `PhysicsLoss` (see
+        [`pdeopt.training.ShardedLoss`][]). `None`: one device.
 
     **Returns:** the trained model and the history (one dict per logged step, with `step`,
     `loss`, the loss terms, `grad_norm` and, at evaluations, the evaluation metrics).
@@ -194,6 +202,8 @@ def fit(
             f"train.batch_size={batch_size} exceeds the {num} training samples; lower "
             "train.batch_size or raise problem.n_train."
         )
+    if mesh is not None:
+        check_mesh(mesh, batch_size, loss_fn)
     balancing = None
     if isinstance(loss_fn, PhysicsLoss) and isinstance(loss_fn.constraint, SoftConstraint):
         balancing = loss_fn.constraint.balancing
@@ -216,6 +226,9 @@ def fit(
                     f"{steps}; raise train.steps to at least {state.step}."
                 )
     model, opt_state, weights, failing = state.model, state.opt_state, state.weights, state.failing
+    if mesh is not None:
+        loss_fn = shard_loss(loss_fn, mesh)
+        model, opt_state, weights = replicate((model, opt_state, weights), mesh)
     batch_key, loss_key = jr.split(key)
     bar = tqdm(
         range(state.step + 1, steps + 1),
@@ -229,6 +242,8 @@ def fit(
     start = time.perf_counter()
     for step in bar:
         batch = _batch(data, jr.fold_in(batch_key, step), num, batch_size)
+        if mesh is not None:
+            batch = shard_batch(batch, mesh)
         step_key = jr.fold_in(loss_key, step)
         if balancing is None:
             model, opt_state, loss, aux = train_step(
@@ -264,7 +279,8 @@ def fit(
             if evaluating and evaluate is not None:
                 record.update(evaluate(model))
             history.append(record)
-            bar.write(" ".join(f"{k}={_fmt(v)}" for k, v in record.items()))
+            if jax.process_index() == 0:  # one log for all processes
+                bar.write(" ".join(f"{k}={_fmt(v)}" for k, v in record.items()))
         if failing >= failure_patience:
             bar.close()
             solves = {k: v for k, v in aux.items() if k.startswith("solve_")}
@@ -309,24 +325,29 @@ def predict(
     key: PRNGKeyArray,
     batch_size: int = 16,
     vectorize: bool = True,
+    *,
+    mesh: Mesh | None = None,
 ) -> PyTree[Array]:
     """Apply `fn(model, condition, key)` to every sample, in jitted batches.
 
     Sample i gets the key `fold_in(key, i)`, so results do not depend on `batch_size`. A batch's
     samples are `vmap`ped, or with `vectorize=False` mapped one after another (`lax.map`; for a
     constraint whose `vectorize_samples` is False). Returns the outputs stacked along a leading
-    sample axis (any pytree).
+    sample axis (any pytree). With a `mesh` (axes `data`, `experts`) each batch, rounded up to
+    a multiple of the `data` axis, is split over it with `jax.shard_map` (a hard constraint
+    splits its experts over `experts`), and the outputs are replicated, readable by every
+    process.
     """
     num = jax.tree.leaves(conditions)[0].shape[0]
     keys = jax.vmap(lambda i: jr.fold_in(key, i))(jnp.arange(num))
-    chunks = [
-        _apply_batched(
-            fn,
-            model,
-            jax.tree.map(lambda a, i=i: a[i : i + batch_size], conditions),
-            keys[i : i + batch_size],
-            vectorize,
-        )
-        for i in range(0, num, batch_size)
-    ]
+    if mesh is not None:
+        data = mesh.shape["data"]
+        batch_size = -(-batch_size // data) * data
+    chunks = []
+    for i in range(0, num, batch_size):
+        chunk = jax.tree.map(lambda a, i=i: a[i : i + batch_size], conditions)
+        if mesh is None:
+            chunks.append(_apply_batched(fn, model, chunk, keys[i : i + batch_size], vectorize))
+        else:
+            chunks.append(predict_sharded(fn, model, chunk, keys[i : i + batch_size], mesh))
     return jax.tree.map(lambda *parts: jnp.concatenate(parts), *chunks)

@@ -4,7 +4,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Float, Key, PRNGKeyArray, PyTree
 
 from ..constraints import AbstractConstraint, AbstractPDE, SolveStats, all_finite
 
@@ -48,11 +48,10 @@ class PhysicsLoss(eqx.Module):
         output = model(self.pde.inputs(condition))
         return self.constraint.report(self.pde, output, condition, key=key)
 
-    def __call__(
-        self, model, conditions: PyTree[Array], key: PRNGKeyArray
-    ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
-        """Batch loss, its unweighted terms (batch means) and the solver statistics."""
-        num = jax.tree.leaves(conditions)[0].shape[0]
+    def sample_terms(self, model, conditions: PyTree[Array], keys: Key[Array, " batch"]):
+        """Per sample (leading axis of `conditions` and `keys`): the unweighted terms, whether
+        the sample counts (`ok`), whether its condition was finite, and the solver's
+        statistics (`None` without solves). `__call__` reduces them with `reduce`."""
         skip = self.constraint.skips_failures
 
         def model_output(condition):
@@ -65,12 +64,16 @@ class PhysicsLoss(eqx.Module):
             return self.constraint.loss_terms(self.pde, output, condition, key=key)
 
         outputs, conditions, finite = jax.vmap(model_output)(conditions)
-        keys = jr.split(key, num)
         if self.constraint.vectorize_samples:
             terms, ok, stats = jax.vmap(constrain)(outputs, conditions, keys)
         else:  # One sample after another: none waits for the batch's slowest solve.
             terms, ok, stats = jax.lax.map(lambda a: constrain(*a), (outputs, conditions, keys))
-        ok = ok & finite
+        return terms, ok & finite, finite, stats
+
+    def reduce(
+        self, terms, ok, finite, stats
+    ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
+        """The batch loss and its terms from the per-sample outputs of `sample_terms`."""
         weight = ok.astype(jax.tree.leaves(terms)[0].dtype)
         count = jnp.maximum(weight.sum(), 1.0)  # All failed: loss 0, and `fit` stops the run.
         terms = {k: jnp.sum(v * weight) / count for k, v in terms.items()}
@@ -84,3 +87,10 @@ class PhysicsLoss(eqx.Module):
             aux["solve_steps_max"] = jnp.max(stats.num_steps).astype(weight.dtype)
             aux["seam_rms"] = jnp.mean(stats.seam_rms)
         return self.constraint.loss(terms), aux
+
+    def __call__(
+        self, model, conditions: PyTree[Array], key: PRNGKeyArray
+    ) -> tuple[Float[Array, ""], dict[str, Float[Array, ""]]]:
+        """Batch loss, its unweighted terms (batch means) and the solver statistics."""
+        num = jax.tree.leaves(conditions)[0].shape[0]
+        return self.reduce(*self.sample_terms(model, conditions, jr.split(key, num)))
