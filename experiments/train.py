@@ -41,6 +41,10 @@ RESUMABLE_CHANGES = (
     "train.eval_batch_size",
     "train.log_every",
     "problem.data_dir",
+    # Each process of a multi-process run has its own id, and a requeued run may get
+    # another coordinator; process 0's config is the one stored.
+    "train.distributed.coordinator_address",
+    "train.distributed.process_id",
 )
 
 

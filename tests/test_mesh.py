@@ -158,7 +158,7 @@ def test_bad_mesh_config(overrides, match, tmp_path):
         validate(cfg)
 
 
-@pytest.mark.slow  # ~2 min on a 2-core CPU
+@pytest.mark.slow  # ~2 min on a 2-core CPU (three two-process runs)
 def test_two_processes_resume(tmp_path):
     """Two processes checkpoint together (every step, into one folder) and a second
     two-process run continues from the newest checkpoint: its parameters are bitwise those
