@@ -5,8 +5,9 @@ and `model.eqx`, and every `train.checkpoint_every` steps a checkpoint under `ch
 the last line printed is `test_rel_l2=<mean> ± <std> ...`. Rerunning a command with the same
 run directory (`hydra.run.dir=...`) continues from its newest valid checkpoint
 (`train.resume`, docs/checkpoints.md). On several devices it trains on the mesh of
-`train.mesh`; with `train.distributed.enabled=true` it first joins the other processes, and
-only process 0 writes and prints (docs/scaling.md).
+`train.mesh`; with `train.distributed.enabled=true` it first joins the other processes:
+all of them write the checkpoints together, into process 0's run directory, and only process
+0 writes the rest and prints (docs/scaling.md).
 """
 
 import logging
@@ -40,6 +41,10 @@ RESUMABLE_CHANGES = (
     "train.eval_batch_size",
     "train.log_every",
     "problem.data_dir",
+    # Each process of a multi-process run has its own id, and a requeued run may get
+    # another coordinator; process 0's config is the one stored.
+    "train.distributed.coordinator_address",
+    "train.distributed.process_id",
 )
 
 
@@ -72,18 +77,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     wall_start = time.perf_counter()
     mesh = build_mesh(cfg)
     main = is_main_process()  # only process 0 writes logs, metrics, plots and the model
-    if jax.process_count() > 1 and cfg.train.checkpoint_every:
-        raise ConfigError(
-            f"train.checkpoint_every={cfg.train.checkpoint_every} with {jax.process_count()} "
-            "processes: checkpoints are written by one process only; set "
-            "train.checkpoint_every=0 for a multi-process run."
-        )
-    checkpoints = None
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        # Refuses a bad resume (another config, `must` without checkpoints, `never` with
-        # some) before any work, and before config.yaml is overwritten.
-        checkpoints = make_checkpointer(cfg, run_dir)
+    # Every process checkpoints together, into process 0's run directory. Refuses a bad
+    # resume (another config, `must` without checkpoints, `never` with some) before any
+    # work, and before config.yaml is overwritten.
+    checkpoints = make_checkpointer(cfg, shared_run_dir(run_dir))
+    if main:
         save_config(cfg, run_dir / "config.yaml")
     train_set, test_set = problem.load()
     # A problem whose test split has its own resolution (Navier–Stokes: trained at 64²,
@@ -226,6 +226,22 @@ def make_checkpointer(cfg: DictConfig, run_dir: Path):
         checkpoints.close()
         raise _mismatch(error) from None
     return checkpoints
+
+
+def shared_run_dir(run_dir: Path) -> Path:
+    """Process 0's `run_dir` (absolute), in every process: where the checkpoints of a
+    multi-process run go, on a file system all processes share. One process: `run_dir`."""
+    if jax.process_count() == 1:
+        return run_dir
+    from jax.experimental import multihost_utils
+
+    path = str(run_dir.absolute()).encode()
+    # A buffer of the same length in every process: the longest of their paths.
+    size = int(np.max(multihost_utils.process_allgather(np.array(len(path), np.int32))))
+    buffer = np.zeros(size, np.uint8)
+    buffer[: len(path)] = np.frombuffer(path, np.uint8)
+    shared = np.asarray(multihost_utils.broadcast_one_to_all(buffer))
+    return Path(shared.tobytes().rstrip(b"\0").decode())
 
 
 def _mismatch(error: Exception) -> ConfigError:

@@ -1,14 +1,18 @@
-"""Run by tests/test_mesh.py: `python tests/_distributed.py PORT NUM_PROCESSES PROCESS_ID OUT`,
-each process with 2 emulated CPU devices (XLA_FLAGS). Joins the processes at localhost:PORT
-(NUM_PROCESSES=1: no distributed system, the reference), trains a hard constraint with 2
-experts for 2 steps on the mesh (data=all devices / 2, experts=2), and process 0 saves the
-parameters to OUT (.npz)."""
+"""Run by tests/test_mesh.py: `python tests/_distributed.py PORT NUM_PROCESSES PROCESS_ID OUT
+[STEPS [CHECKPOINTS]]`, each process with 2 emulated CPU devices (XLA_FLAGS). Joins the
+processes at localhost:PORT (NUM_PROCESSES=1: no distributed system, the reference), trains a
+hard constraint with 2 experts for STEPS steps (default 2) on the mesh (data=all devices / 2,
+experts=2), and process 0 saves the parameters to OUT (.npz). With CHECKPOINTS (a folder),
+every process checkpoints every step into it and the run continues from its newest
+checkpoint."""
 
 import sys
 
 import jax
 
 port, num_processes, process_id, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+steps = int(sys.argv[5]) if len(sys.argv) > 5 else 2
+folder = sys.argv[6] if len(sys.argv) > 6 else None
 jax.config.update("jax_enable_x64", True)
 if num_processes > 1:
     from pdeopt.training import initialize_distributed
@@ -25,6 +29,7 @@ from pdeopt.constraints import MoEHardConstraint  # noqa: E402
 from pdeopt.models import FNO  # noqa: E402
 from pdeopt.solvers import LevenbergMarquardt  # noqa: E402
 from pdeopt.training import (  # noqa: E402
+    Checkpointer,
     PhysicsLoss,
     fit,
     is_main_process,
@@ -47,17 +52,24 @@ constraint = MoEHardConstraint(
 loss = PhysicsLoss(pde, constraint)
 model = FNO(3, 4, width=4, modes=(2, 4), depth=1, projection_channels=4, key=jr.key(0))
 mesh = make_mesh(-1, 2)
+checkpoints = None
+if folder is not None:
+    checkpoints = Checkpointer(folder, every=1, config={"steps": steps}, may_differ=["steps"])
+    print(f"process {process_id}: checkpoints {checkpoints.steps()}", flush=True)
 model, history = fit(
     model,
     loss,
     optax.sgd(1e-3),  # not Adam: its first step is ±lr whatever the gradient, noise too
     conditions,
-    steps=2,
+    steps=steps,
     batch_size=4,
     key=jr.key(1),
     progress=False,
+    checkpoints=checkpoints,
     mesh=mesh,
 )
+if checkpoints is not None:
+    checkpoints.close()
 pred = predict(loss.predict_one, model, conditions[:3], jr.key(2), 2, mesh=mesh)[0]
 if is_main_process():
     leaves = jax.tree.leaves(eqx.filter(model, eqx.is_inexact_array))
@@ -65,6 +77,6 @@ if is_main_process():
     np.savez(out, pred=np.asarray(pred), **arrays)
 print(
     f"process {jax.process_index()} of {jax.process_count()}: {jax.device_count()} devices, "
-    f"loss {history[-1]['loss']:.6e}",
+    f"loss {history[-1]['loss']:.6e}, steps {[r['step'] for r in history]}",
     flush=True,
 )

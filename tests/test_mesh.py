@@ -93,12 +93,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow  # ~1.5 min on a 2-core CPU
-def test_two_processes_match_one(tmp_path):
-    """Two processes with 2 CPU devices each (gloo collectives, localhost coordinator) train
-    as one process with 4 devices, on the mesh data=2 × experts=2."""
-    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
-    _run("_distributed.py", "0", "1", "0", str(one), devices=4)
+def _two_processes(out, *args: str) -> list[str]:
+    """`tests/_distributed.py` in two processes with 2 CPU devices each; their stdouts."""
     port = str(_free_port())
     env = dict(os.environ)
     env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
@@ -106,7 +102,7 @@ def test_two_processes_match_one(tmp_path):
     script = str(ROOT / "tests" / "_distributed.py")
     procs = [
         subprocess.Popen(
-            [sys.executable, script, port, "2", str(i), str(two)],
+            [sys.executable, script, port, "2", str(i), str(out), *args],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -118,7 +114,17 @@ def test_two_processes_match_one(tmp_path):
     outs = [p.communicate(timeout=600) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-4000:]
-    assert "process 1 of 2: 4 devices" in outs[1][0]
+    return [stdout for stdout, _ in outs]
+
+
+@pytest.mark.slow  # ~1.5 min on a 2-core CPU
+def test_two_processes_match_one(tmp_path):
+    """Two processes with 2 CPU devices each (gloo collectives, localhost coordinator) train
+    as one process with 4 devices, on the mesh data=2 × experts=2."""
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    _run("_distributed.py", "0", "1", "0", str(one), devices=4)
+    outs = _two_processes(two)
+    assert "process 1 of 2: 4 devices" in outs[1]
     a, b = np.load(one), np.load(two)
     assert set(a.files) == set(b.files) and len(a.files) > 2
     for name in a.files:
@@ -150,3 +156,23 @@ def test_bad_mesh_config(overrides, match, tmp_path):
     cfg = compose([*overrides, f"problem.data_dir={tmp_path}", "problem.n_train=8"])
     with pytest.raises(ConfigError, match=re.escape(match)):
         validate(cfg)
+
+
+@pytest.mark.slow  # ~2 min on a 2-core CPU (three two-process runs)
+def test_two_processes_resume(tmp_path):
+    """Two processes checkpoint together (every step, into one folder) and a second
+    two-process run continues from the newest checkpoint: its parameters are bitwise those
+    of an uninterrupted two-process run."""
+    whole, resumed, folder = tmp_path / "whole.npz", tmp_path / "resumed.npz", tmp_path / "ckpt"
+    _two_processes(whole, "3")
+    _two_processes(tmp_path / "first.npz", "2", str(folder))  # "interrupted" after step 2
+    assert sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) == [1, 2]
+    outs = _two_processes(resumed, "3", str(folder))  # train.steps grows: 2 -> 3
+    for i, out in enumerate(outs):
+        assert f"process {i}: checkpoints [1, 2]" in out, out
+        assert "steps [2, 3]" in out, out  # the restored history, then step 3
+    assert sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit()) == [1, 2, 3]
+    a, b = np.load(whole), np.load(resumed)
+    assert set(a.files) == set(b.files) and len(a.files) > 2
+    for name in a.files:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -98,6 +98,15 @@ class Checkpointer:
     `<step>/meta` (JSON). Writes are synchronous: `save` returns when the checkpoint is
     complete.
 
+    In a multi-process run (`jax.distributed`) every process builds the `Checkpointer` on
+    the same `directory` (a file system all processes share) and calls `save` and
+    `restore` together, as orbax's `CheckpointManager` expects: process 0 writes the
+    metadata and each array once (every replicated array from its first copy), and
+    `restore` places every array where the corresponding array of `like` lives (e.g.
+    replicated on the mesh). The arrays may be split over processes only if they are
+    fully replicated (each process then checks the checksum on its own copy); decisions to
+    skip a checkpoint are taken by all processes together, and process 0 moves it aside.
+
     Restoring tries the newest checkpoint first. One that cannot be read, or whose arrays do
     not match their checksum, is moved to `<directory>.corrupt/<step>-<time>` with a warning
     and the previous one is tried; nothing unreadable is loaded. A checkpoint whose `config` differs
@@ -216,15 +225,21 @@ class Checkpointer:
         if self.resume == "never":
             return None
         target = _arrays(like)
-        # Where each array is restored to: shapes and dtypes (a sharding would go here).
-        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), target)
+        # Where each array is restored to: the shape, dtype and sharding of `like`'s.
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+            target,
+        )
         for step in reversed(self.steps()):
+            error = None
             try:
                 meta = self._restore_meta(step)
                 missing = set(_META_KEYS) - set(meta)
                 if missing:
                     raise ValueError(f"its metadata lacks {sorted(missing)}")
-            except Exception as error:
+            except Exception as e:
+                error = e
+            if not _everywhere(error is None):
                 self._set_aside(step, error)
                 continue
             self._check(step, meta, target)
@@ -232,12 +247,14 @@ class Checkpointer:
                 arrays = self._restore_arrays(step, abstract)
                 if _checksum(arrays) != meta["checksum"]:
                     raise ValueError("its arrays do not match the checksum written with them")
-            except Exception as error:
+            except Exception as e:
+                error = e
+            if not _everywhere(error is None):
                 self._set_aside(step, error)
                 continue
             arrays = jax.tree.map(_like_weak_type, arrays, target)
             same_key = meta["key_impl"] == str(jr.key_impl(like.key)) and np.array_equal(
-                arrays.key, jr.key_data(like.key)
+                _host(arrays.key), _host(jr.key_data(like.key))
             )
             if not same_key:
                 raise ValueError(
@@ -326,18 +343,29 @@ class Checkpointer:
     def _corrupt_dir(self) -> Path:
         return self.directory.with_name(self.directory.name + ".corrupt")
 
-    def _set_aside(self, step: int, error: Exception) -> None:
+    def _set_aside(self, step: int, error: Exception | None) -> None:
+        """Move checkpoint `step` aside and warn (process 0; the others wait for it).
+        `error`: this process's reason, `None` if only another process could not read it."""
         source = self.directory / str(step)
-        target = self._corrupt_dir() / f"{step}-{time.strftime('%Y%m%dT%H%M%S')}"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(source, target)
+        if jax.process_index() == 0:
+            target = self._corrupt_dir() / f"{step}-{time.strftime('%Y%m%dT%H%M%S')}"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, target)
+            reason = "another process could not read it"
+            if error is not None:
+                reason = f"{type(error).__name__}: {error}"
+            warnings.warn(
+                f"Checkpoint {source} cannot be read ({reason}); moved it to {target} and "
+                "trying the previous checkpoint.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        elif error is not None:
+            log.warning(
+                "Checkpoint %s cannot be read here (%s: %s)", source, type(error).__name__, error
+            )
+        _barrier(f"pdeopt_checkpoint_set_aside_{step}")
         self._manager.reload()
-        warnings.warn(
-            f"Checkpoint {source} cannot be read ({type(error).__name__}: {error}); moved it "
-            f"to {target} and trying the previous checkpoint.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
 
 
 _META_KEYS = ("step", "failing", "history", "config", "key_impl", "structure", "checksum")
@@ -361,11 +389,41 @@ def _structure(arrays) -> dict[str, str]:
     }
 
 
+def _host(x) -> np.ndarray:
+    """The value of the array `x` as a NumPy array in this process. An array spread over
+    several processes must be fully replicated: this process's first copy is its value."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        if not x.is_fully_replicated:
+            raise ValueError(
+                f"Cannot checkpoint a {x.dtype}{list(x.shape)} array split over processes "
+                f"({x.sharding}); the training state must be replicated on the mesh."
+            )
+        x = x.addressable_data(0)
+    return np.asarray(jax.device_get(x))
+
+
 def _checksum(arrays) -> str:
     digest = hashlib.sha256()
     for x in jax.tree.leaves(arrays):
-        digest.update(np.ascontiguousarray(jax.device_get(x)).tobytes())
+        digest.update(np.ascontiguousarray(_host(x)).tobytes())
     return digest.hexdigest()
+
+
+def _everywhere(ok: bool) -> bool:
+    """Whether `ok` holds in every process (all of them must call this together)."""
+    if jax.process_count() == 1:
+        return ok
+    from jax.experimental import multihost_utils
+
+    return bool(np.all(multihost_utils.process_allgather(np.array(ok, np.int32))))
+
+
+def _barrier(name: str) -> None:
+    """Wait until every process has reached this point."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def _like_weak_type(x, like):
@@ -374,9 +432,13 @@ def _like_weak_type(x, like):
     if not like.weak_type or x.weak_type:
         return x
     if x.ndim == 0:
-        weak = jnp.asarray(x.item())
+        value = _host(x).item()
+        weak = jnp.asarray(value)
         if weak.dtype == x.dtype:
-            return weak
+            if x.is_fully_addressable:
+                return jax.device_put(weak, x.sharding)
+            # A weak scalar replicated over the processes: made by every process alike.
+            return jax.jit(lambda: jnp.asarray(value), out_shardings=x.sharding)()
     raise NotImplementedError(
         f"Cannot restore a weakly typed {x.dtype}{list(x.shape)} array exactly; give the "
         "training state strongly typed arrays (jnp.asarray(x, dtype))."

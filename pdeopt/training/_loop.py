@@ -159,7 +159,8 @@ def fit(
     its `resume` setting allows) and saves a [`pdeopt.training.TrainState`][] every
     `checkpoints.every` steps and after the last one. A continued run's model, optimiser
     state, loss weights and history are bitwise those of an uninterrupted run on the same
-    devices.
+    devices. In a multi-process run every process passes its `Checkpointer` (on one shared
+    folder): they save and restore together.
 
     **Arguments:**
 
@@ -215,6 +216,10 @@ def fit(
         else balancing.init(loss_fn.constraint.weights_for(loss_fn.pde)),
         key=key,
     )
+    if mesh is not None:
+        # The state replicated on the mesh, the key too: what a checkpoint saves (every
+        # process its share) and where it restores to.
+        state = replicate(state, mesh)
     history: list[dict[str, float]] = []
     if checkpoints is not None:
         restored = checkpoints.restore(state)
@@ -228,7 +233,6 @@ def fit(
     model, opt_state, weights, failing = state.model, state.opt_state, state.weights, state.failing
     if mesh is not None:
         loss_fn = shard_loss(loss_fn, mesh)
-        model, opt_state, weights = replicate((model, opt_state, weights), mesh)
     batch_key, loss_key = jr.split(key)
     bar = tqdm(
         range(state.step + 1, steps + 1),
@@ -295,7 +299,7 @@ def fit(
                 history,
             )
         if checkpoints is not None and checkpoints.due(step, steps):
-            state = TrainState(model, opt_state, weights, key, step, failing)
+            state = TrainState(model, opt_state, weights, state.key, step, failing)
             checkpoints.save(state, history)
     bar.close()
     return model, history
