@@ -127,9 +127,11 @@ def test_two_processes_match_one(tmp_path):
     assert "process 1 of 2: 4 devices" in outs[1]
     a, b = np.load(one), np.load(two)
     assert set(a.files) == set(b.files) and len(a.files) > 2
+    # Burgers PI-HC-MoE, as in the mesh matrix above: gloo's cross-process sums round
+    # differently from one process's, and the stiff expert solves amplify it (2.3e-10 seen).
     for name in a.files:
         rel = np.linalg.norm(a[name] - b[name]) / np.linalg.norm(a[name])
-        assert rel < (1e-7 if name == "pred" else 1e-10), (name, rel)
+        assert rel < (1e-7 if name == "pred" else 1e-8), (name, rel)
 
 
 def test_make_mesh_errors():
