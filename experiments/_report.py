@@ -200,3 +200,16 @@ def fmt(value: float | None, spec: str = ".2e") -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
     return format(value, spec)
+
+
+def compiled_bytes(compiled) -> int:
+    """XLA's memory estimate of a compiled executable, argument + output + temporary bytes
+    (per device for an SPMD-partitioned one), or -1 where XLA gives no analysis."""
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return -1
+    return int(
+        analysis.argument_size_in_bytes
+        + analysis.output_size_in_bytes
+        + analysis.temp_size_in_bytes
+    )

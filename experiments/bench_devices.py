@@ -77,6 +77,7 @@ import jax.numpy as jnp  # noqa: E402
 import jax.random as jr  # noqa: E402
 
 from experiments._report import (  # noqa: E402
+    compiled_bytes,
     fmt,
     markdown_table,
     print_fingerprint,
@@ -123,19 +124,6 @@ def collectives(hlo: str) -> dict[str, tuple[int, int]]:
         size = max((_bytes(*a) for a in arrays), default=0)
         found[kind] = (count + 1, max(largest, size))
     return found
-
-
-def _memory(compiled) -> int:
-    """Argument + output + temporary bytes of a compiled executable (per device for an
-    SPMD-partitioned one), or -1 where XLA gives no analysis."""
-    analysis = compiled.memory_analysis()
-    if analysis is None:
-        return -1
-    return int(
-        analysis.argument_size_in_bytes
-        + analysis.output_size_in_bytes
-        + analysis.temp_size_in_bytes
-    )
 
 
 def _available_bytes() -> int:
@@ -218,7 +206,7 @@ def compile_step(loss, model, optimizer, batch, key, spec):
     return (
         lambda: compiled(*args)[2],
         compiled.compiled.as_text(),
-        _memory(compiled.compiled),
+        compiled_bytes(compiled.compiled),
     )
 
 

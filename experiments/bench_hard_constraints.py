@@ -48,7 +48,13 @@ import jax.numpy as jnp
 import jax.random as jr
 import optimistix as optx
 
-from experiments._report import markdown_row, markdown_table, print_fingerprint, time_alternating
+from experiments._report import (
+    compiled_bytes,
+    markdown_row,
+    markdown_table,
+    print_fingerprint,
+    time_alternating,
+)
 
 
 def repeated_ic(pde, repeats: int):
@@ -75,14 +81,7 @@ STEP_SOLVERS = ("cholesky", "qr", "sketched")
 
 
 def _peak_bytes(fn, *args) -> int:
-    analysis = fn.lower(*args).compile().memory_analysis()
-    if analysis is None:
-        return -1
-    return int(
-        analysis.argument_size_in_bytes
-        + analysis.output_size_in_bytes
-        + analysis.temp_size_in_bytes
-    )
+    return compiled_bytes(fn.lower(*args).compile())
 
 
 def _layers(args, points, solver, pde, hc_pde):

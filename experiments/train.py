@@ -111,16 +111,11 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     eval_batch = cfg.train.eval_batch_size
     vectorize = constraint.vectorize_samples
 
+    def on_test_set(fn, model):
+        return predict(fn, model, test_conditions, eval_key, eval_batch, vectorize, mesh=mesh)
+
     def test_predictions(model):
-        pred, stats = predict(
-            test_loss.predict_one,
-            model,
-            test_conditions,
-            eval_key,
-            eval_batch,
-            vectorize,
-            mesh=mesh,
-        )
+        pred, stats = on_test_set(test_loss.predict_one, model)
         pred = np.asarray(pred, np.float64)
         errors = np.asarray(per_sample_error(jnp.asarray(pred), test_solutions))
         return pred, test_metrics(errors, stats)
@@ -157,15 +152,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             checkpoints.close()
 
     pred, metrics = test_predictions(model)
-    report = predict(
-        test_loss.report_one,
-        model,
-        test_conditions,
-        eval_key,
-        eval_batch,
-        vectorize,
-        mesh=mesh,
-    )
+    report = on_test_set(test_loss.report_one, model)
     report = {k: float(np.mean(v)) for k, v in report.items()}
     reference = np.asarray(test_solutions)
     batch_level = float(np.linalg.norm(pred - reference) / np.linalg.norm(reference))

@@ -30,6 +30,7 @@ from pdeopt.training import (
     make_optimizer,
 )
 from problems.diffusion_sorption import DiffusionSorption
+from tests.test_training import TINY as TRAINING_TINY
 
 # orbax leaves the reads of the other arrays of a failed restore unawaited; they warn when
 # garbage-collected, in whichever test that happens. The failure itself is the RuntimeWarning
@@ -39,20 +40,7 @@ pytestmark = pytest.mark.filterwarnings(
     ":pytest.PytestUnraisableExceptionWarning"
 )
 ROOT = Path(__file__).resolve().parent.parent
-TINY = [
-    "problem.nx=16",
-    "problem.nt=9",
-    "problem.n_train=4",
-    "problem.n_test=2",
-    "model.width=8",
-    "model.modes=[4,4]",
-    "model.depth=2",
-    "model.projection_channels=16",
-    "train.batch_size=2",
-    "train.eval_every=0",
-    "train.progress=false",
-    "constraint=soft",
-]
+TINY = [*TRAINING_TINY, "constraint=soft"]
 
 
 class Tiny:
