@@ -21,7 +21,9 @@ a machine with real accelerators pass `--devices 0` to keep them). Two workloads
   size must divide it).
 
 For each mesh of `--meshes` (`DATAxEXPERTS`; data × experts = the device count, experts
-dividing 4) and one device (`fit(mesh=None)`'s step): steps per second (the median of
+dividing 4) and one device (`fit(mesh=None)`'s step; for `default` also one device with the
+parameter gradient summed by XLA, the reference that shows what the per-sample gradients
+summed in sample order cost): steps per second (the median of
 `--repeats` timed steps after one warm-up step that compiles; `default` times all meshes in
 alternation, `ds_paper` one mesh after another, skipping the timing of a mesh whose
 compilation and warm-up step took over `--budget` seconds and not running one whose
@@ -99,6 +101,7 @@ COLLECTIVE = re.compile(
     r"= (.*?) (all-gather|all-reduce|reduce-scatter|all-to-all|collective-permute)"
     r"(?:-start)?\("
 )
+SUMMED = "1 device, gradient summed by XLA"  # the reference row of the default workload
 ARRAY = re.compile(r"(\w+)\[([\d,]*)\]")
 BYTES = {"f64": 8, "s64": 8, "c128": 16, "f32": 4, "s32": 4, "pred": 1, "u32": 4, "s8": 1}
 
@@ -191,6 +194,16 @@ def ds_paper_workload(batch_size: int):
     return title, PhysicsLoss(pde, constraint), model, make_optimizer(learning_rate=1e-3), batch
 
 
+class SummedGradientLoss(PhysicsLoss):
+    """The reference: `PhysicsLoss` with one copy of the parameters for the whole batch, so
+    XLA sums their gradient over the samples as it likes, instead of per-sample gradients
+    summed in sample order (what makes a mesh's gradient bitwise that of one device)."""
+
+    def sample_terms(self, model, conditions, keys):
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        return self.stacked_terms(params, static, conditions, keys, per_sample=False)
+
+
 def compile_step(loss, model, optimizer, batch, key, spec):
     """The compiled train step on one device (`spec=None`) or on the mesh `DATAxEXPERTS`:
     a zero-argument step, its HLO text and its memory estimate (bytes)."""
@@ -219,7 +232,7 @@ def report(title, specs, timings, hlo, memory, notes=()):
     for name in ["1 device", *specs]:
         seconds = timings.get(name)
         rate = 1 / seconds if seconds else float("nan")
-        found = collectives(hlo[name]) if name != "1 device" else {}
+        found = collectives(hlo[name]) if "device" not in name else {}
         text = ", ".join(f"{k} ×{c} (max {b} B)" for k, (c, b) in sorted(found.items()))
         rows.append(
             [
@@ -251,6 +264,11 @@ def run_default(args, key):
     fns, hlo, memory = {}, {}, {}
     for name, spec in [("1 device", None)] + [(s, s) for s in specs]:
         fns[name], hlo[name], memory[name] = compile_step(loss, model, optimizer, batch, key, spec)
+    summed = SummedGradientLoss(loss.pde, loss.constraint)
+    fns[SUMMED], hlo[SUMMED], memory[SUMMED] = compile_step(
+        summed, model, optimizer, batch, key, None
+    )
+    specs = [SUMMED, *specs]
     if args.shapes:
         print(f"collectives of the {args.shapes} step (result type, kind):")
         for kind, arrays in collective_lines(hlo[args.shapes]):

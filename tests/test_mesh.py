@@ -2,6 +2,7 @@
 one device) give the parameters of one device; two processes give those of one; bad meshes
 fail with both numbers in the message."""
 
+import json
 import os
 import re
 import socket
@@ -21,11 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(script: str, *args: str, devices: int, timeout: int = 900) -> str:
+    """`tests/<script> args` (or `python -m <module> args` for `script="-m module"`) in a
+    subprocess with `devices` emulated CPU devices; its stdout."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = script.split() if script.startswith("-m ") else [str(ROOT / "tests" / script)]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / script), *args],
+        [sys.executable, *command, *args],
         env=env,
         capture_output=True,
         text=True,
@@ -50,11 +54,12 @@ def _differences(cases: list[str]) -> dict[str, dict[str, float]]:
 
 def _check(found, cases, rtol):
     for case in cases:
-        # Parameters after 2 SGD steps and the last loss; `predict` runs the solves forward
-        # once more, whose rounding (summation order differs per device) the LM iterations
-        # amplify up to the solves' conditioning.
+        # Parameters after 2 SGD steps and the last loss (within 100 times the parameters'
+        # tolerance); `predict` runs the solves forward once more, whose rounding (a device
+        # with one sample or expert runs other kernels) the LM iterations amplify up to the
+        # solves' conditioning.
         assert found[case]["max_rel"] < rtol(case), (case, found[case])
-        assert found[case]["loss_rel"] < 1e-8, (case, found[case])
+        assert found[case]["loss_rel"] < 100 * rtol(case), (case, found[case])
         assert found[case]["predict_rel"] < 1e-7, (case, found[case])
 
 
@@ -80,11 +85,30 @@ def test_mesh_matches_one_device_all_meshes():
         )
         for m in meshes
     ]
-    # Burgers MoE: its small, stiff expert solves stop after a rounding-dependent number of
-    # LM steps (the mean step count differs in the 3rd digit), which moves the parameters
-    # by up to ~1e-9 relative; everything else agrees to 1e-10.
+    # Burgers MoE: where a device holds one sample (8x1) or one expert (1x8), its small,
+    # stiff expert solves amplify the other kernels' rounding to ~4e-10 relative in the
+    # parameters (bitwise equal on 4x2 and 2x4); everything else agrees to 1e-10.
     rtol = lambda case: 1e-8 if case.startswith("burgers:moe") else 1e-10
     _check(_differences(cases), cases, rtol)
+
+
+@pytest.mark.slow  # ~1.5 min on a 2-core CPU
+def test_default_experiment_mesh_is_bitwise(tmp_path):
+    """The default experiment (float32 FNO, Adam, PI-HC-MoE with 4 experts) on the mesh
+    data=4 × experts=2 writes the one-device run's `model.eqx`, byte for byte: the gradient
+    is summed per sample in sample order and the update runs as the one-device program."""
+    common = [
+        "train.steps=12",
+        "train.progress=false",
+        f"problem.data_dir={tmp_path / 'data'}",
+    ]
+    _run("-m experiments.train", *common, f"hydra.run.dir={tmp_path / 'one'}", devices=1)
+    mesh = ["train.mesh.data=4", "train.mesh.experts=2", f"hydra.run.dir={tmp_path / 'mesh'}"]
+    _run("-m experiments.train", *common, *mesh, devices=8)
+    one, mesh = (json.loads((tmp_path / d / "metrics.json").read_text()) for d in ("one", "mesh"))
+    assert one["test_rel_l2"] == mesh["test_rel_l2"], (one, mesh)
+    model = lambda d: (tmp_path / d / "model.eqx").read_bytes()
+    assert model("one") == model("mesh")
 
 
 def _free_port() -> int:

@@ -14,6 +14,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
+from .._ordered import repeat
 from .._results import RESULTS
 from ..solvers import (
     ExactAugmentedLagrangianNewton,
@@ -547,7 +548,7 @@ class HardConstraint(AbstractConstraint):
         jacobian = lambda omega, args: self._jacobian(pde, weights, omega, args)
         indices = self._exact_indices(pde)
 
-        def exact(omega0, problem):
+        def exact(omega0, problem, shared):
             args = (problem, shared)
             constraint = lambda omega, args: self._exact(pde, indices, omega, args)
             objective = lambda omega, args: 0.5 * jnp.sum(fn(omega, args) ** 2)
@@ -569,7 +570,7 @@ class HardConstraint(AbstractConstraint):
             residual = jnp.linalg.norm(fn(sol.value, args))
             return sol.value, (sol.result, sol.stats["num_steps"], residual)
 
-        def one(omega0, problem):
+        def one(omega0, problem, shared):
             args = (problem, shared)
             sol = optx.least_squares(
                 fn,
@@ -588,21 +589,12 @@ class HardConstraint(AbstractConstraint):
         if self.vectorize_experts:
             run = jax.vmap(solve)
         else:
-            run = lambda omega0, problem: jax.lax.map(lambda a: solve(*a), (omega0, problem))
+            run = lambda *args: jax.lax.map(lambda a: solve(*a), args)
+        # Each expert differentiates its own copy of the shared quantities, and the copies'
+        # cotangents are summed in expert order, however the experts are split over devices.
+        args = (omega0, problem, repeat(shared, omega0.shape[0]))
         devices = expert_devices()
-        if devices == 1:
-            return run(omega0, problem)
-        # Under the named mesh axis EXPERT_AXIS (`split_experts`): this device solves its own
-        # contiguous slice of experts (their Jacobians never leave it) and the weights and
-        # statistics, (K, N) and (K,) per sample, are gathered. The gather's transpose is a
-        # reduce-scatter of the weights' cotangents, so each device's implicit adjoint also
-        # sees only its experts.
-        local = _local_experts(omega0.shape[0], devices)
-        start = jax.lax.axis_index(EXPERT_AXIS) * local
-        take = lambda a: jax.lax.dynamic_slice_in_dim(jnp.asarray(a), start, local)
-        out = run(*jax.tree.map(take, (omega0, problem)))
-        gather = lambda a: jax.lax.all_gather(a, EXPERT_AXIS, tiled=True)
-        return jax.tree.map(gather, out)
+        return run(*args) if devices == 1 else _own_experts(run, devices)(*args)
 
     def solve(
         self,
@@ -787,6 +779,48 @@ def split_experts(devices: int):
 def expert_devices() -> int:
     """The number of devices the experts are split over (`split_experts`; 1 outside)."""
     return _EXPERT_DEVICES.get()
+
+
+def _own_experts(run, devices: int):
+    """`run` (over a leading expert axis) under the named mesh axis `EXPERT_AXIS`: this device
+    runs its own contiguous slice of the experts (their Jacobians never leave it) and
+    the outputs are gathered. In the vector–Jacobian product the cotangent, the same on
+    every device, is sliced to this device's experts, and their input cotangents are
+    gathered: every device gets the whole, exactly as one device computes it, rather than
+    partial cotangents summed in an order that depends on the mesh."""
+
+    def take(tree):
+        local = _local_experts(jax.tree.leaves(tree)[0].shape[0], devices)
+        start = jax.lax.axis_index(EXPERT_AXIS) * local
+
+        def one(a):
+            if a.dtype == jax.dtypes.float0:  # the cotangent of an integer output
+                return np.zeros((local, *a.shape[1:]), a.dtype)
+            return jax.lax.dynamic_slice_in_dim(a, start, local)
+
+        return jax.tree.map(one, tree)
+
+    def gather(tree):
+        def one(a):
+            if a.dtype == jax.dtypes.float0:
+                return np.zeros((a.shape[0] * devices, *a.shape[1:]), a.dtype)
+            return jax.lax.all_gather(a, EXPERT_AXIS, tiled=True)
+
+        return jax.tree.map(one, tree)
+
+    @jax.custom_vjp
+    def own(*args):
+        return gather(run(*take(args)))
+
+    def forward(*args):
+        out, pullback = jax.vjp(run, *take(args))
+        return gather(out), pullback
+
+    def backward(pullback, cotangent):
+        return gather(pullback(take(cotangent)))
+
+    own.defvjp(forward, backward)
+    return own
 
 
 def _local_experts(num_experts: int, devices: int) -> int:

@@ -1,5 +1,10 @@
 """Training: loss assembly, the jitted train step, the loop, checkpoints."""
 
+from .._ordered import (
+    apply_per_sample as apply_per_sample,
+    repeat as repeat,
+    sum_in_order as sum_in_order,
+)
 from ._checkpoint import (
     Checkpointer as Checkpointer,
     CheckpointMismatchError as CheckpointMismatchError,
@@ -24,6 +29,7 @@ from ._mesh import (
     initialize_distributed as initialize_distributed,
     is_main_process as is_main_process,
     make_mesh as make_mesh,
+    on_each_device as on_each_device,
     replicate as replicate,
     shard_batch as shard_batch,
 )

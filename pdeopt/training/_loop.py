@@ -16,7 +16,14 @@ from tqdm.auto import tqdm
 from ..constraints import LearningRateAnnealing, SoftConstraint
 from ._checkpoint import Checkpointer, TrainState
 from ._loss import PhysicsLoss
-from ._mesh import check_mesh, predict_sharded, replicate, shard_batch, shard_loss
+from ._mesh import (
+    check_mesh,
+    on_each_device,
+    predict_sharded,
+    replicate,
+    shard_batch,
+    shard_loss,
+)
 
 
 @eqx.filter_jit
@@ -34,11 +41,9 @@ def train_step(model, opt_state, loss_fn, optimizer, batch, key):
     **Returns:** `(model, opt_state, loss, aux)`, with `aux` extended by the gradient's global
     norm `grad_norm`.
     """
-    (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch, key)
-    params = eqx.filter(model, eqx.is_inexact_array)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
-    aux = dict(aux) | {"grad_norm": optax.tree.norm(grads)}
-    return eqx.apply_updates(model, updates), opt_state, loss, aux
+    loss, aux, grads = _gradient(model, loss_fn, batch, key)
+    model, opt_state, norm = _update(model, opt_state, grads, optimizer)
+    return model, opt_state, loss, dict(aux) | {"grad_norm": norm}
 
 
 @eqx.filter_jit
@@ -72,6 +77,21 @@ def balanced_train_step(
     **Returns:** `(model, opt_state, weights, loss, aux)`, with `aux` extended by the weights
     used for the step as `weight_<name>` and the gradient's global norm `grad_norm`.
     """
+    weights, loss, aux, grads = _balanced_gradient(
+        model, weights, loss_fn, batch, key, balancing, update
+    )
+    model, opt_state, norm = _update(model, opt_state, grads, optimizer)
+    return model, opt_state, weights, loss, dict(aux) | {"grad_norm": norm}
+
+
+def _gradient(model, loss_fn, batch, key):
+    """`(loss, aux, grads)` of `loss_fn` (the first half of `train_step`)."""
+    (loss, aux), grads = eqx.filter_value_and_grad(loss_fn, has_aux=True)(model, batch, key)
+    return loss, aux, grads
+
+
+def _balanced_gradient(model, weights, loss_fn, batch, key, balancing, update: bool):
+    """`(weights, loss, aux, grads)`: the first half of `balanced_train_step`."""
     params, static = eqx.partition(model, eqx.is_inexact_array)
 
     def terms_fn(params):
@@ -96,10 +116,20 @@ def balanced_train_step(
 
         grads, aux = jax.grad(weighted, has_aux=True)(params)
     loss = sum(weights[name] * aux[name] for name in weights)
-    updates, opt_state = optimizer.update(grads, opt_state, params)
     aux = dict(aux) | {f"weight_{name}": w for name, w in weights.items()}
-    aux["grad_norm"] = optax.tree.norm(grads)
-    return eqx.apply_updates(model, updates), opt_state, weights, loss, aux
+    return weights, loss, aux, grads
+
+
+def _update(model, opt_state, grads, optimizer):
+    """The optax update (the second half of `train_step`): `(model, opt_state, grad_norm)`."""
+    params = eqx.filter(model, eqx.is_inexact_array)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    return eqx.apply_updates(model, updates), opt_state, optax.tree.norm(grads)
+
+
+_jit_gradient = eqx.filter_jit(_gradient)
+_jit_balanced_gradient = eqx.filter_jit(_balanced_gradient)
+_jit_update = eqx.filter_jit(_update)
 
 
 class TrainingError(RuntimeError):
@@ -142,7 +172,9 @@ def fit(
     `s` alone. When `loss_fn` is a `PhysicsLoss` with a `SoftConstraint` whose `balancing` is
     set, the loss weights are adapted during training (`balanced_train_step`, starting from
     the constraint's `loss_weights`) and recorded in the history as `weight_<name>`;
-    otherwise every step is `train_step`.
+    otherwise every step is `train_step`. Each step runs as two jitted programs, the gradient
+    and the optimiser update; on a mesh the update is the one-device program run on each
+    device's copy of the state, so that it rounds as on one device.
 
     Nothing fails silently:
 
@@ -249,15 +281,22 @@ def fit(
         if mesh is not None:
             batch = shard_batch(batch, mesh)
         step_key = jr.fold_in(loss_key, step)
+        # The gradient and the update are two programs, the update compiled for one device
+        # (on a mesh: run on each device's copy), so a mesh run rounds as a one-device run.
         if balancing is None:
-            model, opt_state, loss, aux = train_step(
-                model, opt_state, loss_fn, optimizer, batch, step_key
-            )
+            loss, aux, grads = _jit_gradient(model, loss_fn, batch, step_key)
         else:
             update = (step - 1) % balancing.every == 0
-            model, opt_state, weights, loss, aux = balanced_train_step(
-                model, opt_state, weights, loss_fn, optimizer, batch, step_key, balancing, update
+            weights, loss, aux, grads = _jit_balanced_gradient(
+                model, weights, loss_fn, batch, step_key, balancing, update
             )
+        if mesh is None:
+            model, opt_state, norm = _jit_update(model, opt_state, grads, optimizer)
+        else:
+            model, opt_state, norm = on_each_device(
+                _jit_update, mesh, model, opt_state, grads, optimizer
+            )
+        aux = dict(aux) | {"grad_norm": norm}
         loss, aux = jax.device_get((loss, aux))  # one transfer for the loss and every term
         loss, aux = float(loss), {k: float(v) for k, v in aux.items()}
         if not (math.isfinite(loss) and math.isfinite(aux["grad_norm"])):

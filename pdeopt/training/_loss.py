@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import jax.random as jr
 from jaxtyping import Array, Float, Key, PRNGKeyArray, PyTree
 
+from .._ordered import apply_per_sample, repeat
 from ..constraints import AbstractConstraint, AbstractPDE, SolveStats, all_finite
 
 
@@ -51,19 +52,47 @@ class PhysicsLoss(eqx.Module):
     def sample_terms(self, model, conditions: PyTree[Array], keys: Key[Array, " batch"]):
         """Per sample (leading axis of `conditions` and `keys`): the unweighted terms, whether
         the sample counts (`ok`), whether its condition was finite, and the solver's
-        statistics (`None` without solves). `__call__` reduces them with `reduce`."""
+        statistics (`None` without solves). `__call__` reduces them with `reduce`.
+
+        The gradient with respect to the model's parameters is the sum of the per-sample
+        gradients in sample order ([`pdeopt.training.sum_in_order`][]), so it does not depend
+        on how a batch is split over devices ([`pdeopt.training.ShardedLoss`][])."""
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        num = jax.tree.leaves(conditions)[0].shape[0]
+        return self.stacked_terms(repeat(params, num), static, conditions, keys)
+
+    def stacked_terms(
+        self,
+        params,
+        static,
+        conditions: PyTree[Array],
+        keys: Key[Array, " batch"],
+        *,
+        per_sample: bool = True,
+    ):
+        """`sample_terms` of the model `eqx.combine(params[i], static)` for sample i: `params`
+        are the model's inexact arrays with a leading sample axis, copies of one another
+        (`pdeopt.training.repeat`), so the gradient with respect to them is per sample
+        ([`pdeopt.training.apply_per_sample`][]). With `per_sample=False`, `params` are one
+        copy for the whole batch, whose gradient XLA sums over the samples in an order of its
+        choice (the reference of `experiments/bench_devices.py`)."""
         skip = self.constraint.skips_failures
 
-        def model_output(condition):
+        def prepare(condition):
             finite = all_finite(condition)
             if skip:
                 condition = jax.tree.map(lambda a: jnp.where(finite, a, 0), condition)
-            return model(self.pde.inputs(condition)), condition, finite
+            return self.pde.inputs(condition), condition, finite
 
         def constrain(output, condition, key):
             return self.constraint.loss_terms(self.pde, output, condition, key=key)
 
-        outputs, conditions, finite = jax.vmap(model_output)(conditions)
+        inputs, conditions, finite = jax.vmap(prepare)(conditions)
+        model = lambda params, inputs: eqx.combine(params, static)(inputs)
+        if per_sample:
+            outputs = apply_per_sample(model, params, inputs)
+        else:
+            outputs = jax.vmap(model, in_axes=(None, 0))(params, inputs)
         if self.constraint.vectorize_samples:
             terms, ok, stats = jax.vmap(constrain)(outputs, conditions, keys)
         else:  # One sample after another: none waits for the batch's slowest solve.

@@ -11,6 +11,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import Array, Key, PRNGKeyArray, PyTree
 
+from .._ordered import repeat, sum_in_order
 from ..constraints import EXPERT_AXIS, HardConstraint, split_experts
 from ._loss import PhysicsLoss
 
@@ -123,30 +124,61 @@ def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
     return jax.tree.map(put, tree)
 
 
+def on_each_device(fn: Callable, mesh: Mesh, *args) -> PyTree:
+    """`fn(*args)` (a jitted one-device function) on each of this process's devices of
+    `mesh`, with that device's copy of every replicated array in `args`; the outputs are
+    reassembled as arrays replicated on the mesh.
+
+    Unlike the same function jitted for the mesh, whose multi-device compilation may round
+    differently (it does for optax's Adam on CPU), this runs the one-device program: a
+    replicated update on a mesh is bitwise the update of a one-device run."""
+    arrays, static = eqx.partition(args, eqx.is_array)
+    devices = [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+
+    def on(device):
+        local = jax.tree.map(
+            lambda a: next(s.data for s in a.addressable_shards if s.device == device), arrays
+        )
+        return fn(*eqx.combine(local, static))
+
+    outputs = [on(device) for device in devices]
+    out, out_static = eqx.partition(outputs[0], eqx.is_array)
+    sharding = NamedSharding(mesh, P())
+    stacked = [eqx.filter(o, eqx.is_array) for o in outputs]
+    out = jax.tree.map(
+        lambda first, *rest: jax.make_array_from_single_device_arrays(
+            first.shape, sharding, [first, *rest]
+        ),
+        *stacked,
+    )
+    return eqx.combine(out, out_static)
+
+
 def _gather(tree):
     """The per-sample values of every device along `data`, the same on every device."""
     return jax.tree.map(lambda a: jax.lax.all_gather(a, DATA_AXIS, tiled=True), tree)
 
 
 class ShardedLoss(eqx.Module):
-    """A [`pdeopt.training.PhysicsLoss`][] evaluated on a mesh with `jax.shard_map`.
+    """A [`pdeopt.training.PhysicsLoss`][] evaluated on a mesh with `jax.shard_map`, with the
+    same loss and, bitwise, the same gradient as on one device.
 
     Each device computes the per-sample terms of its slice of the batch (the model, the
-    PDE's FFTs and stencils, the constraint's solves all on local data); inside, a
-    `HardConstraint` splits its experts over the `experts` axis. The per-sample terms,
-    scalars, are gathered and reduced exactly as `PhysicsLoss` reduces them on one device,
-    so the loss and its gradient agree with the single-device ones to rounding. Sample i
-    gets the key `split(key, batch)[i]`, as on one device.
+    PDE's FFTs and stencils, the constraint's solves, all on local data); inside, a
+    `HardConstraint` splits its experts over the `experts` axis. The per-sample terms are
+    gathered and reduced exactly as `PhysicsLoss` reduces them on one device. The gradient
+    is computed per sample, gathered over `data` and summed in sample order
+    (`pdeopt.training.sum_in_order`), as `PhysicsLoss` sums it on one device; the expert
+    split gathers the per-expert cotangents instead of summing partial ones. So no sum
+    depends on the layout, and training on a mesh follows the one-device run step for step.
+    Sample i gets the key `split(key, batch)[i]`, as on one device.
 
-    The map runs with `check_vma=False`: the least-squares solvers' loops mix replicated
-    and per-device values, which the varying-axes check refuses. The gradient is still
-    exact: without the check `shard_map` divides the replicated loss's cotangent by the
-    device count and sums the parameters' cotangents over all devices, and the gathers'
-    transposes (reduce-scatters over `data`, and over `experts` inside the constraint)
-    restore each sample's and each expert's full cotangent on the device that owns it.
-    The per-device function and its vector–Jacobian product are traced outside the map and
-    evaluated inside it (the hard constraint's implicit adjoint does not trace inside a
-    `shard_map`; see `docs/scaling.md`).
+    The forward pass and the gradient are two `shard_map`s joined by a `jax.custom_vjp`,
+    so nothing is differentiated through a `shard_map`. They run with `check_vma=False`
+    (the least-squares solvers' loops mix replicated and per-device values, which the
+    varying-axes check refuses). Both per-device functions are traced outside the map, from
+    shapes, and evaluated inside it: the hard constraint's implicit adjoint does not trace
+    inside a `shard_map` (see `docs/scaling.md`).
 
     **Arguments:**
 
@@ -159,74 +191,63 @@ class ShardedLoss(eqx.Module):
 
     def __call__(self, model, conditions: PyTree[Array], key: PRNGKeyArray):
         num = jax.tree.leaves(conditions)[0].shape[0]
-        params, static = eqx.partition(model, eqx.is_array)
-        terms = lambda params, conditions, keys: self.loss.sample_terms(
-            eqx.combine(params, static), conditions, keys
-        )
-        local = _staged(terms, self.mesh.shape[EXPERT_AXIS])
-        sharded = jax.shard_map(
-            lambda *args: _gather(local(*args)),
-            mesh=self.mesh,
-            in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)),
-            out_specs=P(),
-            check_vma=False,
-        )
-        return self.loss.reduce(*sharded(params, conditions, jr.split(key, num)))
+        params, static = eqx.partition(model, eqx.is_inexact_array)
+        experts = self.mesh.shape[EXPERT_AXIS]
+
+        def local_terms(params, conditions, keys):
+            return self.loss.sample_terms(eqx.combine(params, static), conditions, keys)
+
+        def local_grads(params, conditions, keys, cotangent):
+            """The per-sample gradients of this device's samples."""
+            stacked = repeat(params, jax.tree.leaves(conditions)[0].shape[0])
+            terms = lambda s: _inexact(self.loss.stacked_terms(s, static, conditions, keys))
+            return jax.vjp(terms, stacked)[1](cotangent)[0]
+
+        def mapped(fn, in_specs, finish):
+            def body(*args):
+                closed, shape = _trace(fn, args, experts)
+                out = jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *jax.tree.leaves(args))
+                return finish(_gather(jax.tree.unflatten(jax.tree.structure(shape), out)))
+
+            return jax.shard_map(
+                body, mesh=self.mesh, in_specs=in_specs, out_specs=P(), check_vma=False
+            )
+
+        batch = (P(), P(DATA_AXIS), P(DATA_AXIS))
+
+        @jax.custom_vjp
+        def terms(params, conditions, keys):
+            return mapped(local_terms, batch, lambda out: out)(params, conditions, keys)
+
+        def forward(params, conditions, keys):
+            return terms(params, conditions, keys), (params, conditions, keys)
+
+        def backward(residuals, cotangent):
+            grads = mapped(local_grads, (*batch, P(DATA_AXIS)), sum_in_order)(
+                *residuals, _inexact(cotangent)
+            )
+            return grads, None, None
+
+        terms.defvjp(forward, backward)
+        return self.loss.reduce(*terms(params, conditions, jr.split(key, num)))
+
+
+def _inexact(tree) -> list[Array]:
+    """The floating-point leaves of `tree`: the differentiable outputs."""
+    return [a for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.inexact)]
 
 
 def _trace(fn, args, experts: int):
     """The closed jaxpr of `fn(*args)` and its output tree, traced from shapes alone, outside
-    the `shard_map`'s manual mesh context (see `_staged`)."""
+    the `shard_map`'s manual mesh context: inside it every array type carries the manual
+    mesh, and equinox's closure conversion and lineax's structure checks, which compare
+    shapes with shardings, refuse the mix of those types with the mesh-free ones they build
+    (the implicit adjoints of the hard constraint fail to trace)."""
     leaves, tree = jax.tree.flatten(args)
     structs = [jax.ShapeDtypeStruct(np.shape(x), x.dtype) for x in leaves]
     flat = lambda *leaves: fn(*jax.tree.unflatten(tree, leaves))
     with jax.sharding.use_abstract_mesh(jax.sharding.AbstractMesh((), ())), split_experts(experts):
         return jax.make_jaxpr(flat, return_shape=True)(*structs)
-
-
-def _staged(fn, experts: int):
-    """`fn(params, conditions, keys)` for the body of a `shard_map`, differentiable in
-    `params` only, with every trace of `fn` and of its derivative done outside the map.
-
-    Inside a `shard_map` every array type carries the manual mesh, and equinox's closure
-    conversion and lineax's structure checks, which compare shapes with shardings, refuse
-    the mix of those types with the mesh-free ones they build (the implicit adjoints of the
-    hard constraint fail to trace). So the forward pass and its vector–Jacobian product
-    (the latter recomputes the forward pass) are traced here from shapes, as jaxprs, and
-    only evaluated in the map. The expert gather's transpose, a reduce-scatter over
-    `experts`, is part of the traced product.
-    """
-
-    def evaluate(closed, *args):
-        return jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *jax.tree.leaves(args))
-
-    @jax.custom_vjp
-    def staged(params, conditions, keys):
-        closed, shape = _trace(fn, (params, conditions, keys), experts)
-        return jax.tree.unflatten(
-            jax.tree.structure(shape), evaluate(closed, params, conditions, keys)
-        )
-
-    def forward(params, conditions, keys):
-        return staged(params, conditions, keys), (params, conditions, keys)
-
-    def backward(residuals, cotangent):
-        params, conditions, keys = residuals
-        inexact = lambda tree: [
-            a for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.inexact)
-        ]
-
-        def vjp(params, conditions, keys, cotangent):
-            _, pullback = jax.vjp(lambda p: inexact(fn(p, conditions, keys)), params)
-            return pullback(cotangent)[0]
-
-        cotangent = inexact(cotangent)
-        closed, shape = _trace(vjp, (params, conditions, keys, cotangent), experts)
-        grads = evaluate(closed, params, conditions, keys, cotangent)
-        return jax.tree.unflatten(jax.tree.structure(shape), grads), None, None
-
-    staged.defvjp(forward, backward)
-    return staged
 
 
 def shard_loss(loss_fn: Callable, mesh: Mesh) -> ShardedLoss:
