@@ -64,3 +64,20 @@ def apply_per_sample(fn: Callable, stacked: PyTree, inputs: PyTree) -> PyTree:
 
     apply.defvjp(forward, backward)
     return apply(stacked, inputs)
+
+
+def at_least_two(fn: Callable) -> Callable:
+    """`fn(*batched)`, whose arguments and outputs share a leading axis, never run on an axis
+    of size one: a lone entry is computed beside a copy of itself and the copy dropped. XLA
+    compiles an axis of size one into other kernels (a matrix–vector product where there
+    was a matrix product), which round differently; this keeps a device that holds one
+    sample or one expert bitwise equal to one that holds several, at twice its work."""
+
+    def padded(*batched):
+        if jax.tree.leaves(batched)[0].shape[0] != 1:
+            return fn(*batched)
+        pair = lambda a: jnp.concatenate([a, a]) if jnp.ndim(a) else a
+        out = fn(*jax.tree.map(pair, batched))
+        return jax.tree.map(lambda a: a[:1] if jnp.ndim(a) else a, out)
+
+    return padded

@@ -14,7 +14,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 
-from .._ordered import repeat
+from .._ordered import at_least_two, repeat
 from .._results import RESULTS
 from ..solvers import (
     ExactAugmentedLagrangianNewton,
@@ -808,12 +808,14 @@ def _own_experts(run, devices: int):
 
         return jax.tree.map(one, tree)
 
+    local = at_least_two(run)  # one expert per device: bitwise as beside others
+
     @jax.custom_vjp
     def own(*args):
-        return gather(run(*take(args)))
+        return gather(local(*take(args)))
 
     def forward(*args):
-        out, pullback = jax.vjp(run, *take(args))
+        out, pullback = jax.vjp(local, *take(args))
         return gather(out), pullback
 
     def backward(pullback, cotangent):

@@ -2,6 +2,7 @@
 
 from .._ordered import (
     apply_per_sample as apply_per_sample,
+    at_least_two as at_least_two,
     repeat as repeat,
     sum_in_order as sum_in_order,
 )

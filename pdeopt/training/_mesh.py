@@ -2,6 +2,7 @@
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import equinox as eqx
 import jax
@@ -11,7 +12,7 @@ import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 from jaxtyping import Array, Key, PRNGKeyArray, PyTree
 
-from .._ordered import repeat, sum_in_order
+from .._ordered import at_least_two, repeat, sum_in_order
 from ..constraints import EXPERT_AXIS, HardConstraint, split_experts
 from ._loss import PhysicsLoss
 
@@ -194,14 +195,20 @@ class ShardedLoss(eqx.Module):
         params, static = eqx.partition(model, eqx.is_inexact_array)
         experts = self.mesh.shape[EXPERT_AXIS]
 
+        # A device's samples, never just one (`at_least_two`: bitwise as on one device).
         def local_terms(params, conditions, keys):
-            return self.loss.sample_terms(eqx.combine(params, static), conditions, keys)
+            model = eqx.combine(params, static)
+            return at_least_two(partial(self.loss.sample_terms, model))(conditions, keys)
 
         def local_grads(params, conditions, keys, cotangent):
             """The per-sample gradients of this device's samples."""
-            stacked = repeat(params, jax.tree.leaves(conditions)[0].shape[0])
-            terms = lambda s: _inexact(self.loss.stacked_terms(s, static, conditions, keys))
-            return jax.vjp(terms, stacked)[1](cotangent)[0]
+
+            def grads(conditions, keys, cotangent):
+                stacked = repeat(params, jax.tree.leaves(conditions)[0].shape[0])
+                terms = lambda s: _inexact(self.loss.stacked_terms(s, static, conditions, keys))
+                return jax.vjp(terms, stacked)[1](cotangent)[0]
+
+            return at_least_two(grads)(conditions, keys, cotangent)
 
         def mapped(fn, in_specs, finish):
             def body(*args):
