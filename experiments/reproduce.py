@@ -35,6 +35,8 @@ from omegaconf import DictConfig, OmegaConf
 from experiments._common import CONFIG_DIR, compose
 from experiments._report import fingerprint, fmt, markdown_table
 from experiments._schema import ConfigError
+from pdeopt._files import atomic_write
+from pdeopt.training import save_json
 
 TARGETS_DIR = Path(CONFIG_DIR) / "reproduce"
 DEFAULT_OUT = Path("outputs/reproduce")
@@ -359,8 +361,9 @@ def reproduce(target: str, overrides: list[str] = ()) -> dict:
     results["summary"] = summarize(spec, records)
     out.mkdir(parents=True, exist_ok=True)
     table = format_table(results)
-    (out / "table.md").write_text(f"# {spec.title}\n\n{table}\n")
-    (out / "results.json").write_text(json.dumps(results, indent=2))
+    with atomic_write(out / "table.md") as tmp:
+        tmp.write_text(f"# {spec.title}\n\n{table}\n")
+    save_json(out / "results.json", results)
     plot(results, out / "figure.png")
     print(table)
     print(f"results={out / 'results.json'}")
@@ -398,7 +401,8 @@ def report(directory: Path = DEFAULT_OUT, page: Path = DEFAULT_PAGE) -> str:
         ]
     text = "\n".join(sections)
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(text)
+    with atomic_write(page) as tmp:
+        tmp.write_text(text)
     print(f"{page}: {len(found)} tables from {directory}")
     return text
 
