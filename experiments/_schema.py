@@ -108,8 +108,64 @@ class OptimizeExperiment:
     seed: int = MISSING
 
 
+@dataclasses.dataclass
+class ReproduceMethod:
+    """`reproduce.methods.<id>`: one row of a reproduced table."""
+
+    label: str = MISSING
+    overrides: list[str] = MISSING  # the runner's overrides, e.g. [constraint=soft]
+    paper: float | None = MISSING  # the paper's number, in the metric's unit; null: none
+
+
+@dataclasses.dataclass
+class ReproduceMetric:
+    """`reproduce.metric` and `reproduce.columns[i]`: a number read from each run's metrics."""
+
+    key: str = MISSING  # dotted path into the run's metrics, e.g. constraint_report.seam_rms
+    label: str = MISSING
+    unit: str = MISSING
+    scale: float = MISSING  # shown value = scale * stored value (100: a fraction as %)
+    definition: str = MISSING
+
+
+@dataclasses.dataclass
+class ReproduceScale:
+    """`reproduce.scales.<scale>`: the sizes of one scale (smoke, small, paper)."""
+
+    seeds: list[int] = MISSING
+    overrides: list[str] = MISSING  # for every method
+    methods: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # per method id
+
+
+@dataclasses.dataclass
+class ReproduceTarget:
+    """`configs/reproduce/<target>.yaml`: one table of a paper."""
+
+    title: str = MISSING
+    source: str = MISSING  # the paper and where in it the numbers are
+    runner: str = MISSING  # experiments.reproduce.RUNNERS key
+    metric: ReproduceMetric = dataclasses.field(default_factory=ReproduceMetric)
+    paper_metric: str | None = MISSING  # what the paper's numbers measure; null: no numbers
+    columns: list[ReproduceMetric] = dataclasses.field(default_factory=list)
+    overrides: list[str] = MISSING  # for every method and scale
+    methods: dict[str, ReproduceMethod] = dataclasses.field(default_factory=dict)
+    scales: dict[str, ReproduceScale] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class ReproduceExperiment:
+    """`reproduce.yaml`: `python -m experiments.reproduce <target>`."""
+
+    reproduce: ReproduceTarget = dataclasses.field(default_factory=ReproduceTarget)
+    scale: str = MISSING
+    seeds: list[int] | None = MISSING  # null: the scale's seeds
+    out: str | None = MISSING  # null: outputs/reproduce/<target>/<scale>
+    only: list[str] | None = MISSING  # null: every method of the target
+
+
 SCHEMAS = {
     "train_schema": TrainExperiment,
+    "reproduce_schema": ReproduceExperiment,
     "generate_schema": GenerateExperiment,
     "optimize_schema": OptimizeExperiment,
 }

@@ -7,6 +7,8 @@ Runs `experiments.train` once per (constraint, seed) with identical problem, dat
 optimiser and steps, then prints a markdown table of the per-sample test relative L2
 (mean ± std over seeds of the per-run means; and the pooled per-sample std) and the
 constraint-satisfaction report, and writes it to `DIR/comparison.md` and `.json`.
+For the paper's diffusion–sorption table, with the paper's numbers beside ours, resume and a
+record of how it was made, use `python -m experiments.reproduce pihcmoe_ds` (docs/reproduce.md).
 """
 
 import argparse

@@ -16,7 +16,11 @@ from experiments._common import CONFIG_DIR, compose, instantiate
 GROUPS = sorted(p.name for p in Path(CONFIG_DIR).iterdir() if p.is_dir())
 
 # The primary config whose defaults list each group belongs to (`config.yaml` otherwise).
-PRIMARY = {"constrained_solver": "optimize", "linear_solver": "optimize"}
+PRIMARY = {
+    "constrained_solver": "optimize",
+    "linear_solver": "optimize",
+    "reproduce": "reproduce",
+}
 
 
 def _options(group: str) -> list[str]:
@@ -92,6 +96,9 @@ def _check_node(obj, node, where, called=False):
 def test_every_option_instantiates(group, option, getkey):
     cfg = compose([f"{group}={option}"], config_name=PRIMARY.get(group, "config"))
     node = OmegaConf.to_container(cfg[group], resolve=True)
+    if group == "reproduce":  # Targets of experiments.reproduce; their runs: test_reproduce.py.
+        assert "_target_" not in node and node["methods"] and node["scales"]
+        return
     if group == "train":  # Plain settings read by `experiments.train`, no `_target_`.
         assert "_target_" not in node
         assert cfg[group].steps > 0 and cfg[group].batch_size > 0
