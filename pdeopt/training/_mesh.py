@@ -142,17 +142,15 @@ def on_each_device(fn: Callable, mesh: Mesh, *args) -> PyTree:
         )
         return fn(*eqx.combine(local, static))
 
-    outputs = [on(device) for device in devices]
-    out, out_static = eqx.partition(outputs[0], eqx.is_array)
+    outputs = [eqx.partition(on(device), eqx.is_array) for device in devices]
     sharding = NamedSharding(mesh, P())
-    stacked = [eqx.filter(o, eqx.is_array) for o in outputs]
     out = jax.tree.map(
-        lambda first, *rest: jax.make_array_from_single_device_arrays(
-            first.shape, sharding, [first, *rest]
+        lambda *copies: jax.make_array_from_single_device_arrays(
+            copies[0].shape, sharding, list(copies)
         ),
-        *stacked,
+        *(arrays for arrays, _ in outputs),
     )
-    return eqx.combine(out, out_static)
+    return eqx.combine(out, outputs[0][1])
 
 
 def _gather(tree):
