@@ -24,7 +24,6 @@ import shlex
 import subprocess
 import sys
 import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -34,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments._common import CONFIG_DIR, compose
 from experiments._report import fingerprint, fmt, markdown_table
+from experiments._runner import Runner, stored_differences
 from experiments._schema import ConfigError
 from pdeopt._files import atomic_write
 from pdeopt.training import save_json
@@ -41,24 +41,6 @@ from pdeopt.training import save_json
 TARGETS_DIR = Path(CONFIG_DIR) / "reproduce"
 DEFAULT_OUT = Path("outputs/reproduce")
 DEFAULT_PAGE = Path("docs/reproduced.md")
-
-
-@dataclasses.dataclass(frozen=True)
-class Runner:
-    """How a target's runs are made.
-
-    - `prepare(overrides)`: compose and check one run's config (raising `ConfigError`).
-    - `run(cfg, run_dir)`: run it and return its metrics, also written to
-        `run_dir/metrics.json` with `status: ok` when complete.
-    - `differences(cfg, run_dir)`: the keys at which the run stored in `run_dir` (if any) was
-        made with another config: such a directory is never reused.
-    - `model_dtype(cfg)`: the model's dtype, for `results.json`.
-    """
-
-    prepare: Callable[[list[str]], DictConfig]
-    run: Callable[[DictConfig, Path], dict]
-    differences: Callable[[DictConfig, Path], list[str]]
-    model_dtype: Callable[[DictConfig], str | None]
 
 
 # Keys of a training config that do not change a run's result.
@@ -80,13 +62,7 @@ def _run_train(cfg: DictConfig, run_dir: Path) -> dict:
 
 
 def _train_differences(cfg: DictConfig, run_dir: Path) -> list[str]:
-    from pdeopt.training._checkpoint import _differences  # the checkpoints' config check
-
-    stored = run_dir / "config.yaml"
-    if not stored.is_file():
-        return []
-    current = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    return _differences(OmegaConf.to_container(OmegaConf.load(stored)), current, _COSMETIC)
+    return stored_differences(cfg, run_dir, _COSMETIC)
 
 
 def _train_dtype(cfg: DictConfig) -> str | None:
@@ -281,6 +257,7 @@ def format_table(results: dict) -> str:
         notes.append(f"The paper's numbers ({results['source']}): {results['paper_metric']}.")
     failed = [r for r in results["runs"] if r["status"] == "failed"]
     notes += [f"**Failed**: {r['method']} seed {r['seed']}: {r['error']}" for r in failed]
+    notes += [results["details"]] if results.get("details") else []
     return markdown_table(headers, rows) + "\n\n" + "\n\n".join(notes)
 
 
@@ -359,12 +336,14 @@ def reproduce(target: str, overrides: list[str] = ()) -> dict:
         "runs": records,
     }
     results["summary"] = summarize(spec, records)
+    runner = RUNNERS[spec.runner]
+    results["details"] = runner.details(results) if runner.details else None
     out.mkdir(parents=True, exist_ok=True)
     table = format_table(results)
     with atomic_write(out / "table.md") as tmp:
         tmp.write_text(f"# {spec.title}\n\n{table}\n")
     save_json(out / "results.json", results)
-    plot(results, out / "figure.png")
+    (runner.plot or plot)(results, out / "figure.png")
     print(table)
     print(f"results={out / 'results.json'}")
     return results
