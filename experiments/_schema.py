@@ -135,6 +135,8 @@ class ReproduceScale:
     seeds: list[int] = MISSING
     overrides: list[str] = MISSING  # for every method
     methods: dict[str, list[str]] = dataclasses.field(default_factory=dict)  # per method id
+    # null: the target's columns; a list: this scale's instead (e.g. its test resolutions)
+    columns: list[ReproduceMetric] | None = None
 
 
 @dataclasses.dataclass

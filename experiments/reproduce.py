@@ -110,6 +110,8 @@ def load(target: str, overrides: list[str] = ()) -> DictConfig:
             f"reproduce.runner={spec.runner} (target {target}) is not a runner; use one of "
             f"{', '.join(RUNNERS)}."
         )
+    if spec.scales[cfg.scale].columns is not None:
+        spec.columns = spec.scales[cfg.scale].columns
     for method in [*spec.scales[cfg.scale].methods, *(cfg.only or [])]:
         if method not in spec.methods:
             raise ConfigError(

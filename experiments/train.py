@@ -111,14 +111,14 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     eval_batch = cfg.train.eval_batch_size
     vectorize = constraint.vectorize_samples
 
-    def on_test_set(fn, model):
-        return predict(fn, model, test_conditions, eval_key, eval_batch, vectorize, mesh=mesh)
+    def on_test_set(fn, model, conditions=test_conditions):
+        return predict(fn, model, conditions, eval_key, eval_batch, vectorize, mesh=mesh)
 
     def test_predictions(model):
         pred, stats = on_test_set(test_loss.predict_one, model)
         pred = np.asarray(pred, np.float64)
         errors = np.asarray(per_sample_error(jnp.asarray(pred), test_solutions))
-        return pred, test_metrics(errors, stats)
+        return pred, test_metrics(errors, _converged(stats, len(errors)))
 
     log.info("Model: %s with %d parameters", type(model).__name__, parameter_count(model))
     try:
@@ -152,6 +152,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             checkpoints.close()
 
     pred, metrics = test_predictions(model)
+    views = {}
+    for name, view in problem.test_views().items():
+        views[name] = evaluate_view(view, model, pred, metrics, test_set, constraint, on_test_set)
     report = on_test_set(test_loss.report_one, model)
     report = {k: float(np.mean(v)) for k, v in report.items()}
     reference = np.asarray(test_solutions)
@@ -163,6 +166,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
         "test_seeds": list(test_set.seeds),
         "eval_key": np.asarray(jr.key_data(eval_key)).tolist(),
         "constraint_report": report,
+        "views": views,
         "num_parameters": parameter_count(model),
         "steps_per_s": history[-1]["steps_per_s"],
         "wall_time_s": time.perf_counter() - wall_start,
@@ -178,6 +182,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     save_json(run_dir / "metrics.json", metrics)
     print(format_report(report, len(pred)))
     print(f"run_dir={run_dir}")
+    for name, view in views.items():
+        print(f"test view {name}: {final_line(view, run=False)}")
     print(final_line(metrics))
     return metrics
 
@@ -237,13 +243,56 @@ def _mismatch(error: Exception) -> ConfigError:
     )
 
 
-def test_metrics(errors: np.ndarray, stats) -> dict:
-    """Test-set metrics from per-sample relative L2 errors and the constraint's statistics
-    (`None`: no solves): the error over all samples, the fraction of samples with an
-    unconverged solve (any expert), and the error over the converged samples only."""
-    converged = np.ones(len(errors), bool)
-    if stats is not None:
-        converged = np.asarray(stats.converged).reshape(len(errors), -1).all(axis=1)
+def evaluate_view(view, model, pred, metrics, test_set, constraint, predict_on) -> dict:
+    """The test metrics of one `problems.TestView`: the model predicts on the view's grid
+    (unless it is the test grid, whose predictions `pred` and test `metrics` are reused),
+    from the conditions and against the solutions subsampled by the view's stride, scored
+    over its window."""
+    from pdeopt.data import relative_l2
+    from pdeopt.training import PhysicsLoss
+
+    solutions = np.asarray(test_set.solutions)[_strided(view.stride)]
+    if all(s == 1 for s in view.stride):
+        view_pred, converged = pred, np.asarray(metrics["test_converged_per_sample"])
+    else:
+        conditions = np.asarray(test_set.conditions)
+        if conditions.ndim != solutions.ndim - 1:
+            raise ValueError(
+                f"A test view with stride {view.stride} subsamples the initial slice as the "
+                f"condition; this problem's conditions have shape {conditions.shape[1:]}."
+            )
+        conditions = jnp.asarray(conditions[_strided(view.stride[1:])])
+        view_pred, stats = predict_on(
+            PhysicsLoss(view.pde, constraint).predict_one, model, conditions
+        )
+        view_pred, converged = np.asarray(view_pred, np.float64), _converged(stats, len(conditions))
+    if view_pred.shape[1:] != solutions.shape[1:]:
+        raise ValueError(
+            f"Test view on grid {tuple(view.pde.grid_shape)}: the subsampled test data have "
+            f"grid {solutions.shape[1:]}; the stride {view.stride} does not map one onto the other."
+        )
+    window = (slice(None), *(view.window or ()))
+    errors = np.asarray(
+        jax.vmap(relative_l2)(jnp.asarray(view_pred[window]), jnp.asarray(solutions[window]))
+    )
+    return test_metrics(errors, converged)
+
+
+def _strided(stride) -> tuple[slice, ...]:
+    return (slice(None), *(slice(None, None, s) for s in stride))
+
+
+def _converged(stats, num: int) -> np.ndarray:
+    """Per sample, whether all its solves (every expert) converged; all, without solves."""
+    if stats is None:
+        return np.ones(num, bool)
+    return np.asarray(stats.converged).reshape(num, -1).all(axis=1)
+
+
+def test_metrics(errors: np.ndarray, converged: np.ndarray) -> dict:
+    """Test-set metrics from per-sample relative L2 errors and whether each sample's solves
+    converged: the error over all samples, the fraction of samples with an unconverged
+    solve (any expert), and the error over the converged samples only."""
     ok = errors[converged]
     return {
         "test_rel_l2": float(errors.mean()),
@@ -262,9 +311,9 @@ def scalars(metrics: dict) -> dict:
     return {k: v for k, v in metrics.items() if isinstance(v, float)}
 
 
-def final_line(metrics: dict) -> str:
+def final_line(metrics: dict, run: bool = True) -> str:
     """The run's last line: the test error, the unconverged solves and the error without
-    them, the throughput and the wall time."""
+    them, and (`run`) the throughput and the wall time."""
     num = len(metrics["test_rel_l2_per_sample"])
     unconverged = round(metrics["test_unconverged_fraction"] * num)
     converged = metrics["test_rel_l2_converged"]
@@ -273,12 +322,12 @@ def final_line(metrics: dict) -> str:
         if converged is None
         else f"{converged:.4e} ± {metrics['test_rel_l2_converged_std']:.2e}"
     )
+    timing = run and f"; steps/s={metrics['steps_per_s']:.1f}; wall={metrics['wall_time_s']:.0f}s"
     return (
         f"test_rel_l2={metrics['test_rel_l2']:.4e} ± {metrics['test_rel_l2_std']:.2e} "
         f"unconverged={unconverged}/{num} ({metrics['test_unconverged_fraction']:.1%}) "
         f"test_rel_l2_converged={converged} "
-        f"(per-sample mean ± std over {num} test samples; "
-        f"steps/s={metrics['steps_per_s']:.1f}; wall={metrics['wall_time_s']:.0f}s)"
+        f"(per-sample mean ± std over {num} test samples{timing or ''})"
     )
 
 

@@ -108,6 +108,22 @@ class DataSplit:
         return Samples(data=data, inputs={problem.condition_input: condition})
 
 
+@dataclasses.dataclass(frozen=True)
+class TestView:
+    """Another evaluation of the trained model on the test split.
+
+    The model (and its constraint layer) predicts on `pde`'s grid from the test conditions,
+    and the error is taken against the test solutions subsampled by `stride` (one step per
+    grid axis, onto `pde`'s grid), over the `window` of the grid only (`None`: all of it).
+    E.g. a test split at 256² also scored at 128² (`stride` (1, 2, 2)), or a model trained on
+    t ≤ 400 scored on t > 400 (`window` the later frames).
+    """
+
+    pde: AbstractPDE
+    stride: tuple[int, ...]
+    window: tuple[slice, ...] | None = None
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class AbstractProblem(abc.ABC):
     """A learning problem: a PDE, its conditions (initial fields, coefficients) and solutions.
@@ -166,7 +182,8 @@ class AbstractProblem(abc.ABC):
                 raise ValueError(f"problem.{name} must be a positive integer, got {value!r}.")
         if not isinstance(self.seed, int):
             raise ValueError(f"problem.seed must be an integer, got {self.seed!r}.")
-        _ = self.pde, self.test_pde  # Validate the grid and constants now, not at first use.
+        # Validate the grids and constants now, not at first use.
+        _ = self.pde, self.test_pde, self.test_views()
 
     @property
     @abc.abstractmethod
@@ -177,6 +194,11 @@ class AbstractProblem(abc.ABC):
     def test_pde(self) -> AbstractPDE:
         """The PDE of the test split (default: `pde`)."""
         return self.pde
+
+    def test_views(self) -> dict[str, TestView]:
+        """Further evaluations of the test split, by name (default: none): each gives the
+        run's metrics `views.<name>.test_rel_l2` and more (`experiments.train`)."""
+        return {}
 
     @abc.abstractmethod
     def sample_inputs(self, pde: AbstractPDE, seeds: np.ndarray) -> np.ndarray:

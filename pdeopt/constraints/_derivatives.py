@@ -314,10 +314,10 @@ class Autodiff(AbstractDerivatives):
         del condition
         grid = pde.grid
         lo = np.array([a.lo for a in grid.axes])
-        hi = np.array([a.hi for a in grid.axes])
+        width = np.array([a.input_width for a in grid.axes])
         points = [grid.meshgrid().reshape(-1, grid.ndim)]
         points += [c.reshape(-1, grid.ndim) for _, c in self._point_sets(pde, self.blocks(pde))]
-        return jnp.asarray((np.concatenate(points) - lo) / (hi - lo))
+        return jnp.asarray((np.concatenate(points) - lo) / width)
 
     def basis(self, pde, output, condition):
         del condition
@@ -332,7 +332,7 @@ class Autodiff(AbstractDerivatives):
                 f"at the points of `inputs`; got {output.shape}. Wrap the basis network in "
                 "pdeopt.models.AutodiffBasis with **pde.derivatives.model_options(pde)."
             )
-        widths = np.array([a.hi - a.lo for a in grid.axes])
+        widths = np.array([a.input_width for a in grid.axes])
         jets = output.reshape(num_points, q, -1)
         jets = jets * jnp.asarray([np.prod(widths ** -np.array(a)) for a in orders])[:, None]
         jets = jnp.concatenate([jets, jnp.zeros((*jets.shape[:-1], 1), jets.dtype)], axis=-1)

@@ -96,11 +96,12 @@ class AbstractPDE(eqx.Module):
         return self.derivatives.inputs(self, condition)
 
     def grid_inputs(self, condition: PyTree[Array]) -> Float[Array, "*grid channels"]:
-        """Normalised coordinates (each axis mapped to [0, 1]) and the condition's channels."""
+        """Normalised coordinates (each axis's `[lo, lo + input_width]` mapped to [0, 1]) and
+        the condition's channels."""
         mesh = self.grid.meshgrid()
         lo = np.array([a.lo for a in self.grid.axes])
-        hi = np.array([a.hi for a in self.grid.axes])
-        coords = jnp.asarray((mesh - lo) / (hi - lo))
+        width = np.array([a.input_width for a in self.grid.axes])
+        coords = jnp.asarray((mesh - lo) / width)
         features = self.features(condition).astype(coords.dtype)
         return jnp.concatenate([coords, features], axis=-1)
 

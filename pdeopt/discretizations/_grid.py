@@ -26,6 +26,10 @@ class Axis(eqx.Module):
     - `lo`, `hi`: the ends of the interval, `lo < hi`.
     - `centering`: `"vertex"` or `"cell"`, see above.
     - `periodic`: whether the axis wraps around.
+    - `input_extent`: the length that a model's normalised coordinate maps to 1, measured
+        from `lo` (default `hi - lo`). A problem trained on the first part of a longer
+        interval (temporal extrapolation) sets it to the whole interval's length, so that a
+        time has one coordinate on the short and the long grid.
     """
 
     n: int = eqx.field(static=True)
@@ -33,6 +37,7 @@ class Axis(eqx.Module):
     hi: float = eqx.field(static=True, converter=float)
     centering: str = eqx.field(static=True, default="vertex")
     periodic: bool = eqx.field(static=True, default=False)
+    input_extent: float | None = eqx.field(static=True, default=None)
 
     def __check_init__(self):
         if not isinstance(self.n, int | np.integer) or isinstance(self.n, bool):
@@ -48,6 +53,13 @@ class Axis(eqx.Module):
                 f"`Axis(centering={self.centering!r})` is not supported; use `centering='vertex'` "
                 "or `centering='cell'`."
             )
+        if self.input_extent is not None and not self.input_extent > 0:
+            raise ValueError(f"`Axis(input_extent={self.input_extent})` must be positive.")
+
+    @property
+    def input_width(self) -> float:
+        """The length a model's normalised coordinate maps to 1 (see `input_extent`)."""
+        return self.hi - self.lo if self.input_extent is None else float(self.input_extent)
 
     @property
     def spacing(self) -> float:

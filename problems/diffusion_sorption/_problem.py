@@ -8,8 +8,8 @@ import numpy as np
 
 from pdeopt.constraints import FiniteDifference
 
-from .._base import AbstractProblem
-from ._pde import DiffusionSorption
+from .._base import AbstractProblem, TestView
+from ._pde import T_FINAL, DiffusionSorption
 from ._solver import ReferenceSolver, sample_initial_conditions
 
 
@@ -30,6 +30,9 @@ class DiffusionSorptionProblem(AbstractProblem):
     - `outflow_sign`, `accuracy`: see `DiffusionSorption` (`accuracy`: of its finite
         differences).
     - `solver`: the reference solver.
+    - `train_until`: train on the saved times t ≤ `train_until` only and test on all of
+        them, the error over the later times reported as the test view `extrapolation`
+        (`None`: train and test on the whole horizon). It must be one of the saved times.
     - the common arguments of `problems.AbstractProblem`.
     """
 
@@ -39,6 +42,7 @@ class DiffusionSorptionProblem(AbstractProblem):
     outflow_sign: float = -1.0
     accuracy: int = 2
     solver: ReferenceSolver = dataclasses.field(default_factory=ReferenceSolver)
+    train_until: float | None = None
 
     name: ClassVar[str] = "diffusion_sorption"
     data_layout: ClassVar[str] = "per-seed"
@@ -46,16 +50,45 @@ class DiffusionSorptionProblem(AbstractProblem):
     def __post_init__(self):
         if self.ic not in ("constant", "smooth"):
             raise ValueError(f"problem.ic must be 'constant' or 'smooth', got {self.ic!r}.")
+        if self.train_until is not None:
+            times = self.test_pde.grid.axes[0].points
+            frames = np.flatnonzero(np.isclose(times, self.train_until, rtol=0, atol=1e-9))
+            if not frames.size or not 3 <= frames[0] < len(times) - 1:
+                raise ValueError(
+                    f"problem.train_until={self.train_until} is not a saved time between the "
+                    f"fourth and the last (the saved times are {times[0]:g}, {times[1]:g}, "
+                    f"..., {times[-1]:g}); choose one of them, or null."
+                )
         super().__post_init__()
 
     @property
     def pde(self) -> DiffusionSorption:
+        if self.train_until is None:
+            return self.test_pde
+        later = self.test_pde.grid.axes[0].points > self.train_until + 1e-9
+        nt = len(later) - int(later.sum())
+        return self._pde(nt, self.train_until, t_extent=self.test_pde.t_final)
+
+    @property
+    def test_pde(self) -> DiffusionSorption:
+        return self._pde(self.nt, T_FINAL)
+
+    def _pde(self, nt: int, t_final: float, t_extent: float | None = None) -> DiffusionSorption:
         return DiffusionSorption(
             nx=self.nx,
-            nt=self.nt,
+            nt=nt,
+            t_final=t_final,
+            t_extent=t_extent,
             outflow_sign=self.outflow_sign,
             derivatives=FiniteDifference(accuracy=self.accuracy),
         )
+
+    def test_views(self):
+        if self.train_until is None:
+            return {}
+        later = self.test_pde.grid.axes[0].points > self.train_until + 1e-9
+        window = (slice(int(np.argmax(later)), None), slice(None))
+        return {"extrapolation": TestView(self.test_pde, (1, 1), window)}
 
     def sample_inputs(self, pde, seeds):
         u0 = sample_initial_conditions(pde, int(seeds.max()) + 1, self.ic, key=jr.key(self.seed))

@@ -1,6 +1,7 @@
 """The 2-D Navier–Stokes learning problem: PDE, reference data, and its HDF5 caches."""
 
 import dataclasses
+from collections.abc import Sequence
 from typing import ClassVar
 
 import jax.random as jr
@@ -8,7 +9,7 @@ import numpy as np
 
 from pdeopt.constraints import Spectral
 
-from .._base import AbstractProblem
+from .._base import AbstractProblem, TestView
 from ._pde import VISCOSITY, NavierStokes2D
 from ._solver import IC_RESOLUTION, LENGTH_SCALE, ReferenceSolver, sample_initial_conditions
 
@@ -27,6 +28,9 @@ class NavierStokesProblem(AbstractProblem):
     **Arguments:**
 
     - `nx`, `nx_test`: points per space axis of the training and test data.
+    - `eval_nx`: further resolutions at which the test split is evaluated, each dividing
+        `nx_test`: the test data subsampled to n² and the model and its constraint layer run
+        on that grid (test views `<n>x<n>`).
     - `nt`: saved times, including t = 0 and t = T.
     - `viscosity`, `t_final`: ν and T.
     - `length_scale`, `ic_resolution`: the initial conditions' kernel length scale and
@@ -39,6 +43,7 @@ class NavierStokesProblem(AbstractProblem):
 
     nx: int = 32
     nx_test: int = 32
+    eval_nx: Sequence[int] = ()
     nt: int = 16
     n_train: int = 8
     n_test: int = 4
@@ -81,6 +86,18 @@ class NavierStokesProblem(AbstractProblem):
             derivatives=Spectral(accuracy=self.accuracy),
             mollifier=self.mollifier,
         )
+
+    def test_views(self):
+        views = {}
+        for n in self.eval_nx:
+            if not isinstance(n, int) or n < 4 or self.nx_test % n:
+                raise ValueError(
+                    f"problem.eval_nx holds {n!r}, which does not divide problem.nx_test="
+                    f"{self.nx_test}; use divisors of nx_test (e.g. {self.nx_test // 2})."
+                )
+            stride = self.nx_test // n
+            views[f"{n}x{n}"] = TestView(self._pde(n), (1, stride, stride))
+        return views
 
     def sample_inputs(self, pde, seeds):
         w0 = sample_initial_conditions(
