@@ -152,6 +152,8 @@ class ReproduceTarget:
     overrides: list[str] = MISSING  # for every method and scale
     methods: dict[str, ReproduceMethod] = dataclasses.field(default_factory=dict)
     scales: dict[str, ReproduceScale] = dataclasses.field(default_factory=dict)
+    ordering: list[str] | None = None  # the paper's ranking of methods, best (lowest) first
+    notes: str | None = None  # markdown: known causes of differences from the paper
 
 
 @dataclasses.dataclass

@@ -3,7 +3,7 @@
 ```
 python -m experiments.reproduce <target> [scale=smoke|small|paper] [seeds=[0,1,2]] [out=DIR]
                                 [only=[method,...]]
-python -m experiments.reproduce report [dir=outputs/reproduce] [page=docs/reproduced.md]
+python -m experiments.reproduce report [dir=outputs/reproduce] [page=docs/results.md]
 ```
 
 A target is `configs/reproduce/<target>.yaml` (its schema: `experiments._schema.ReproduceTarget`):
@@ -13,7 +13,7 @@ trains. Each (method, seed) run has its own directory `OUT/<method>/seed<seed>`;
 `metrics.json` is complete is reused, so a killed reproduction reruns only the missing runs.
 `OUT` (default `outputs/reproduce/<target>/<scale>`) receives `table.md`, `results.json` and
 `figure.png`. A failed run is recorded as failed (in both) and makes the command exit with 1.
-`report` writes one markdown page from every `results.json` under a directory (docs/reproduce.md).
+`report` writes docs/results.md from every `results.json` under a directory, kept in docs/results/.
 """
 
 import dataclasses
@@ -21,6 +21,7 @@ import datetime
 import json
 import math
 import shlex
+import shutil
 import subprocess
 import sys
 import traceback
@@ -40,7 +41,7 @@ from pdeopt.training import save_json
 
 TARGETS_DIR = Path(CONFIG_DIR) / "reproduce"
 DEFAULT_OUT = Path("outputs/reproduce")
-DEFAULT_PAGE = Path("docs/reproduced.md")
+DEFAULT_PAGE = Path("docs/results.md")
 
 
 # Keys of a training config that do not change a run's result.
@@ -259,8 +260,58 @@ def format_table(results: dict) -> str:
         notes.append(f"The paper's numbers ({results['source']}): {results['paper_metric']}.")
     failed = [r for r in results["runs"] if r["status"] == "failed"]
     notes += [f"**Failed**: {r['method']} seed {r['seed']}: {r['error']}" for r in failed]
+    notes += comparison(results)
     notes += [results["details"]] if results.get("details") else []
     return markdown_table(headers, rows) + "\n\n" + "\n\n".join(notes)
+
+
+def comparison(results: dict) -> list[str]:
+    """Notes on ours against the paper: each method whose mean lies more than 2 standard
+    deviations of our seeds from the paper's number, whether the paper's ordering of the
+    methods holds and by how many standard errors, and the target's notes on causes."""
+    key = results["metric"]["key"]
+    rows = {r["method"]: r for r in results["summary"] if r[key] is not None}
+    notes, differing = [], []
+    for row in rows.values():
+        ours, paper = row[key], row["paper"]
+        if paper is None:
+            continue
+        if ours["n"] < 2 or ours["std"] == 0:
+            spread = f"{ours['n']} seed{'s' * (ours['n'] != 1)}: no spread to compare with"
+        elif abs(ours["mean"] - paper) <= 2 * ours["std"]:
+            continue
+        else:
+            spread = f"{abs(ours['mean'] - paper) / ours['std']:.1f} std of our seeds"
+        ratio = ours["mean"] / paper
+        differing.append(
+            f"{row['label']} {ours['mean']:.3g} vs {paper:.3g} ({ratio:.3g}×, {spread})"
+        )
+    if differing:
+        notes.append(
+            "**Differs from the paper** beyond the seed spread: " + "; ".join(differing) + "."
+        )
+    order = [m for m in results.get("ordering") or [] if m in rows]
+    if len(order) > 1:
+        pairs, holds = [], True
+        for a, b in zip(order, order[1:]):
+            sa, sb = rows[a][key], rows[b][key]
+            holds &= sa["mean"] < sb["mean"]
+            pair = (
+                f"{rows[a]['label']} {'<' if sa['mean'] < sb['mean'] else '≥'} {rows[b]['label']}"
+            )
+            error = math.sqrt(sa["std"] ** 2 / sa["n"] + sb["std"] ** 2 / sb["n"])
+            if error > 0:
+                pair += f" by {abs(sb['mean'] - sa['mean']) / error:.1f} standard errors"
+            pairs.append(pair)
+        labels = " < ".join(rows[m]["label"] for m in order)
+        verdict = "holds" if holds else "does **not** hold"
+        notes.append(
+            f"The paper's ordering {labels} {verdict} here: {'; '.join(pairs)} (standard error of "
+            "the difference of two means: √(s₁²/n₁ + s₂²/n₂), s the std over n seeds)."
+        )
+    if results.get("notes"):
+        notes.append(results["notes"].strip())
+    return notes
 
 
 def _mean_std(summary: dict | None) -> str:
@@ -335,6 +386,8 @@ def reproduce(target: str, overrides: list[str] = ()) -> dict:
         "paper_metric": spec.paper_metric,
         "columns": spec_dict["columns"],
         "methods": spec_dict["methods"],
+        "ordering": spec_dict["ordering"],
+        "notes": spec_dict["notes"],
         "runs": records,
     }
     results["summary"] = summarize(spec, records)
@@ -351,27 +404,52 @@ def reproduce(target: str, overrides: list[str] = ()) -> dict:
     return results
 
 
+_SCALES = ("paper", "small", "smoke")
+
+
 def report(directory: Path = DEFAULT_OUT, page: Path = DEFAULT_PAGE) -> str:
-    """Write one markdown page from every `results.json` under `directory`, each table with
-    its command, machine, date and commit; returns the page."""
+    """Write one markdown page of every reproduced table; returns the page.
+
+    Every `results.json` under `directory` (with its `figure.png`) is first copied into the
+    page's archive, `<page folder>/results/<target>/<scale>/`, replacing the one of the same
+    target and scale; the page is then written from everything in the archive, so it keeps
+    the tables of targets not rerun, and `report dir=<page folder>/results` rewrites it from
+    the archive alone. Each table comes with its command, machine, date and commit.
+    """
     found = sorted(directory.rglob("results.json"))
     if not found:
         raise FileNotFoundError(
             f"No results.json under {directory}; run `python -m experiments.reproduce "
             f"<target>` first (targets: {', '.join(targets())})."
         )
+    archive = page.parent / "results"
+    for path in found:
+        results = json.loads(path.read_text())
+        into = archive / results["target"] / results["scale"]
+        if into.resolve() == path.parent.resolve():
+            continue
+        into.mkdir(parents=True, exist_ok=True)
+        for name in ("results.json", "figure.png"):
+            if (path.parent / name).is_file():
+                with atomic_write(into / name) as tmp:
+                    shutil.copyfile(path.parent / name, tmp)
+    archived = [json.loads(p.read_text()) for p in archive.rglob("results.json")]
+    archived.sort(key=lambda r: (r["target"], _SCALES.index(r["scale"])))
     sections = [
         "# Reproduced tables\n",
         "<!-- Generated by `python -m experiments.reproduce report`; do not edit. -->\n",
-        "Every table below was written by `python -m experiments.reproduce` (see "
-        "[Reproducing the papers](reproduce.md)); the `smoke` scale checks the pipeline only, "
-        "its numbers say nothing about accuracy.\n",
+        "Every table below was written by `python -m experiments.reproduce <target>` (see "
+        "[Reproducing the papers](reproduce.md)) and this page by `python -m "
+        "experiments.reproduce report`, from the `results.json` files kept in `docs/results/`. "
+        "Each gives the command, machine, date and commit of its runs. The `smoke` scale "
+        "checks the pipeline only: its numbers say nothing about accuracy. "
+        "[Measurements](measurements.md) holds the other measurements and their history.\n",
     ]
-    for path in found:
-        results = json.loads(path.read_text())
+    for results in archived:
         git = results["git"]
         dirty = " (with uncommitted changes)" if git["dirty"] else ""
         machine = results["machine"]
+        where = f"results/{results['target']}/{results['scale']}"
         sections += [
             f"## {results['title']} — `{results['target']}`, scale `{results['scale']}`\n",
             f"```bash\n{results['command']}\n```\n",
@@ -380,11 +458,13 @@ def report(directory: Path = DEFAULT_OUT, page: Path = DEFAULT_PAGE) -> str:
             f"{machine['jax']}, x64 {results['precision']['x64']}.\n",
             format_table(results) + "\n",
         ]
+        if (page.parent / where / "figure.png").is_file():
+            sections.append(f"![{results['target']} ({results['scale']})]({where}/figure.png)\n")
     text = "\n".join(sections)
     page.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(page) as tmp:
         tmp.write_text(text)
-    print(f"{page}: {len(found)} tables from {directory}")
+    print(f"{page}: {len(archived)} tables ({len(found)} from {directory})")
     return text
 
 

@@ -269,3 +269,26 @@ def test_user_file_with_wrong_grid(tmp_path, cached_problem):
     missing = _small_problem(tmp_path, data_path=str(tmp_path / "nope.hdf5"))
     with pytest.raises(DataFileError, match="does not exist"):
         missing.load()
+
+
+def test_train_until_trains_on_the_early_times_and_tests_on_all(tmp_path):
+    """Temporal extrapolation: the training grid stops at `train_until`, the test grid does
+    not; a time has the same model coordinate and residual scaling on both; the test view
+    `extrapolation` scores the later frames only; both splits hold the same physics."""
+    problem = _small_problem(tmp_path, nt=6, train_until=300.0)  # times 0, 100, ..., 500
+    pde, test_pde = problem.pde, problem.test_pde
+    assert pde.grid_shape == (4, 16) and test_pde.grid_shape == (6, 16)
+    condition = jnp.full(16, 0.1)
+    np.testing.assert_allclose(test_pde.inputs(condition)[:4], pde.inputs(condition))
+    assert pde.grid.axes[0].input_width == test_pde.grid.axes[0].input_width == 500.0
+    (view,) = problem.test_views().values()
+    assert view.pde == test_pde and view.stride == (1, 1)
+    assert np.arange(6)[view.window[0]].tolist() == [4, 5]
+    train, test = problem.load()
+    assert train.solutions.shape == (3, 4, 16) and test.solutions.shape == (2, 6, 16)
+    whole = _small_problem(tmp_path / "whole", nt=6)
+    reference = whole.solve(test_pde, whole.sample_inputs(test_pde, np.arange(3)))
+    np.testing.assert_allclose(train.solutions, reference[:, :4], rtol=1e-6, atol=1e-8)
+    for bad in (250.0, 500.0, 100.0):  # not a saved time; the last one; too few frames
+        with pytest.raises(ValueError, match="train_until"):
+            _small_problem(tmp_path, nt=6, train_until=bad)

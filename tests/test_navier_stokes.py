@@ -285,3 +285,20 @@ def test_constraints_with_mollifier_ansatz(getkey):
         report = layer.report(pde, basis, w0, key=getkey())
         assert float(report["ic_rms"]) < 1e-12
         assert float(report["pde_rms_collocation"]) < float(report["raw_pde_rms_collocation"])
+
+
+def test_eval_nx_views_subsample_the_test_grid(tmp_path):
+    problem = _small(tmp_path, eval_nx=[8, 4])
+    views = problem.test_views()
+    assert list(views) == ["8x8", "4x4"]
+    assert views["8x8"].stride == (1, 2, 2) and views["4x4"].stride == (1, 4, 4)
+    assert views["4x4"].pde.grid_shape == (4, 4, 4)
+    _, test = problem.load()
+    # The subsampled test data lie on the view's grid.
+    coarse = test.solutions[:, :, ::4, ::4]
+    np.testing.assert_allclose(
+        views["4x4"].pde.coordinates()[1], problem.test_pde.coordinates()[1][::4]
+    )
+    assert coarse.shape[1:] == views["4x4"].pde.grid_shape
+    with pytest.raises(ValueError, match="does not divide problem.nx_test=16"):
+        _small(tmp_path, eval_nx=[6])

@@ -129,14 +129,6 @@ def test_every_run_config_is_valid(target, scale):
     assert len({r.directory for r in runs}) == len(runs)
 
 
-@pytest.mark.slow  # 11 s per run on a 2-core CPU: about 2 min
-@pytest.mark.parametrize("target", ["pihcmoe_experts", "negiar_burgers"])
-def test_smoke_scale_runs(target, tmp_path, data_dir):
-    results = rp.reproduce(target, [*SMOKE, f"out={tmp_path}"])
-    assert {r["status"] for r in results["runs"]} == {"ok"}
-    assert all(row[results["metric"]["key"]] is not None for row in results["summary"])
-
-
 def test_report_writes_the_page(ds, tmp_path):
     out, _ = ds
     results = json.loads((out / "results.json").read_text())  # the last call's

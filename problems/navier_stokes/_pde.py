@@ -49,6 +49,10 @@ class NavierStokes2D(AbstractPDE):
         ansatz (`ansatz`: u = w0 + Σ_k ω_k s·(t/T)·(f_k − mean f_k), so u(0) = w0 for soft
         and hard constraints alike; paper: 0.005), or `None` for no ansatz (u = the model's
         field, the initial condition then a residual block only).
+    - `squared_residual`: `True` makes each interior row the square r² of the residual, as
+        the original PI-HC-MoE code did (a Gauss–Newton solve of such rows degenerates as r →
+        0, and the implicit gradient with it); only for comparing with that code. Default
+        `False`: rows r.
     - `derivatives`: a grid source, `Spectral(accuracy=2)` by default (`accuracy`: order of
         the time finite differences).
     """
@@ -58,6 +62,7 @@ class NavierStokes2D(AbstractPDE):
     viscosity: float = eqx.field(static=True, default=VISCOSITY)
     t_final: float = eqx.field(static=True, default=T_FINAL)
     mollifier: float | None = eqx.field(static=True, default=MOLLIFIER_SCALE)
+    squared_residual: bool = eqx.field(static=True, default=False)
     derivatives: AbstractGridDerivatives = Spectral()
 
     quantities: ClassVar = {
@@ -104,7 +109,8 @@ class NavierStokes2D(AbstractPDE):
 
     def interior_residual(self, q, condition):
         advection = q["v_x"] * q["w_x"] + q["v_y"] * q["w_y"]
-        return q["w_t"] + advection - self.viscosity * (q["w_xx"] + q["w_yy"])
+        r = q["w_t"] + advection - self.viscosity * (q["w_xx"] + q["w_yy"])
+        return r**2 if self.squared_residual else r
 
     @property
     def blocks(self) -> tuple[Boundary, ...]:

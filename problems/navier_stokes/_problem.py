@@ -37,6 +37,7 @@ class NavierStokesProblem(AbstractProblem):
         sampling grid.
     - `accuracy`: order of the time finite differences in the residual.
     - `mollifier`: the initial-condition mollifier scale of the solution ansatz, or `None`.
+    - `squared_residual`: rows r² instead of r (the original code's form; comparisons only).
     - `solver`: the reference solver.
     - the common arguments of `problems.AbstractProblem`.
     """
@@ -53,11 +54,12 @@ class NavierStokesProblem(AbstractProblem):
     ic_resolution: int = IC_RESOLUTION
     accuracy: int = 2
     mollifier: float | None = 0.005
+    squared_residual: bool = False
     solver: ReferenceSolver = dataclasses.field(default_factory=ReferenceSolver)
     batch_size: int = 8
 
     name: ClassVar[str] = "navier_stokes"
-    model_fields: ClassVar = ("accuracy", "mollifier")
+    model_fields: ClassVar = ("accuracy", "mollifier", "squared_residual")
     data_layout: ClassVar[str] = "per-seed"
 
     def __post_init__(self):
@@ -85,6 +87,7 @@ class NavierStokesProblem(AbstractProblem):
             t_final=self.t_final,
             derivatives=Spectral(accuracy=self.accuracy),
             mollifier=self.mollifier,
+            squared_residual=self.squared_residual,
         )
 
     def test_views(self):
