@@ -152,9 +152,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             checkpoints.close()
 
     pred, metrics = test_predictions(model)
-    views = {}
-    for name, view in problem.test_views().items():
-        views[name] = evaluate_view(view, model, pred, metrics, test_set, constraint, on_test_set)
+    views = {
+        name: evaluate_view(view, model, pred, metrics, test_set, constraint, on_test_set)
+        for name, view in problem.test_views().items()
+    }
     report = on_test_set(test_loss.report_one, model)
     report = {k: float(np.mean(v)) for k, v in report.items()}
     reference = np.asarray(test_solutions)

@@ -51,15 +51,18 @@ def test_smoke_writes_table_results_and_figure(ds):
         ("soft", 0, "ok"),
         ("hard", 0, "ok"),
         ("moe", 0, "ok"),
+        ("hard_ic_repeated", 0, "ok"),
     ]
     for run, row in zip(results["runs"], results["summary"], strict=True):
         stored = json.loads((out / run["method"] / "seed0" / "metrics.json").read_text())
         assert run["values"]["test_rel_l2"] == stored["test_rel_l2"]
         assert row[results["metric"]["key"]]["mean"] == pytest.approx(100 * stored["test_rel_l2"])
         assert row["failed"] == 0
-    assert [row["paper"] for row in results["summary"]] == [85.93, 7.55, 3.60]
+    assert [row["paper"] for row in results["summary"]] == [85.93, 7.55, 3.60, None]
     assert results["precision"]["x64"] is True
-    assert results["precision"]["model_dtype"] == dict.fromkeys(["soft", "hard", "moe"], "float32")
+    assert results["precision"]["model_dtype"] == dict.fromkeys(
+        ["soft", "hard", "moe", "hard_ic_repeated"], "float32"
+    )
     assert results["machine"]["jax"] and results["machine"]["jaxlib"]
     assert len(results["git"]["commit"]) == 40 and isinstance(results["git"]["dirty"], bool)
     assert "per-sample" in results["metric"]["definition"]
@@ -107,7 +110,7 @@ def test_failed_run_is_reported_as_failed(tmp_path, data_dir, capsys):
 
 
 def test_unknown_names_list_the_valid_ones(capsys):
-    with pytest.raises(ConfigError, match="the targets are negiar_burgers, pihcmoe_ds"):
+    with pytest.raises(ConfigError, match="the targets are .*negiar_burgers, pihcmoe_ds"):
         rp.load("pihcmoe_dss")
     with pytest.raises(ConfigError, match="use one of smoke, small, paper"):
         rp.load("pihcmoe_ds", ["scale=huge"])
@@ -140,3 +143,30 @@ def test_report_writes_the_page(ds, tmp_path):
     assert rp.format_table(results) in text
     with pytest.raises(FileNotFoundError, match="No results.json"):
         rp.report(tmp_path / "empty", page)
+
+
+def test_comparison_flags_differences_and_checks_the_ordering():
+    def row(method, mean, std, paper, n=3):
+        return {"method": method, "label": method.upper(), "paper": paper,
+                "m": {"mean": mean, "std": std, "n": n}}  # fmt: skip
+
+    results = {
+        "metric": {"key": "m"},
+        "ordering": ["moe", "hard", "soft"],
+        "notes": "Why.",
+        "summary": [
+            row("soft", 12.0, 1.0, 85.9),
+            row("hard", 6.0, 1.0, 7.0),
+            row("moe", 5.0, 2.0, 3.6),
+        ],  # fmt: skip
+    }
+    differs, ordering, notes = rp.comparison(results)
+    assert "SOFT 12 vs 85.9 (0.14×, 73.9 std of our seeds)" in differs
+    assert "HARD" not in differs and "MOE" not in differs  # within 2 std of the paper
+    assert "MOE < HARD < SOFT holds here" in ordering
+    assert "MOE < HARD by 0.8 standard errors" in ordering  # 1 / sqrt(4/3 + 1/3)
+    assert notes == "Why."
+    results["summary"][2]["m"]["mean"] = 7.0
+    results["notes"] = None
+    (_, ordering) = rp.comparison(results)
+    assert "does **not** hold" in ordering and "MOE ≥ HARD" in ordering
