@@ -152,16 +152,31 @@ def first_solved(runs: dict[str, Runs], labels) -> dict | None:
     return next((r for lb in labels for r in runs[lb].results if r["success"]), None)
 
 
+def solve(
+    problem, label, linear_solver, *, mode, max_inner_steps, max_steps, seed
+) -> B.BaselineResult:
+    """One solve of `problem` with the inner solver `linear_solver`."""
+    solver = outer_solver(mode, linear_solver, max_inner_steps)
+    return B.pdeopt_solve(problem, solver, label=label, seed=seed, max_steps=max_steps)
+
+
 def run_problem(name, solvers, seeds, mode, max_inner_steps, max_steps):
     problem = get_problem(name)
     runs = {}
     for label, linear_solver in solvers.items():
-        solver = outer_solver(mode, linear_solver, max_inner_steps)
         seed_list = [0] if label == "LU" else list(range(seeds))
         runs[label] = Runs(
             [
                 record(
-                    B.pdeopt_solve(problem, solver, label=label, seed=s, max_steps=max_steps),
+                    solve(
+                        problem,
+                        label,
+                        linear_solver,
+                        mode=mode,
+                        max_inner_steps=max_inner_steps,
+                        max_steps=max_steps,
+                        seed=s,
+                    ),
                     problem,
                 )
                 for s in seed_list
@@ -376,6 +391,16 @@ def report(records: dict[str, dict], labels: list[str]) -> None:
             )
 
 
+def sensitivity_solve(
+    problem, label, linear_solver, hyper, *, mode, max_inner_steps, max_steps, seed
+) -> B.BaselineResult:
+    """One solve of the sensitivity grid: `hyper` (a subset of μ0, ν0, δ0, β) passed as arrays,
+    so that every setting of the grid reuses one compilation per problem."""
+    solver = outer_solver(mode, linear_solver, max_inner_steps, **hyper)
+    solver = B.dynamic_hyperparameters(solver)
+    return B.pdeopt_solve(problem, solver, label=label, seed=seed, max_steps=max_steps, repeats=0)
+
+
 def sensitivity(names, args, linear_solver):
     label = args.sensitivity_solver
     seeds = 1 if label == "LU" else args.seeds
@@ -388,11 +413,16 @@ def sensitivity(names, args, linear_solver):
     for name in names:
         problem = get_problem(name)
         for setting, hyper in SENSITIVITY_GRID:
-            solver = outer_solver(args.mode, linear_solver, args.max_inner_steps, **hyper)
-            solver = B.dynamic_hyperparameters(solver)
             for s in range(seeds):
-                r = B.pdeopt_solve(
-                    problem, solver, label=label, seed=s, max_steps=args.max_steps, repeats=0
+                r = sensitivity_solve(
+                    problem,
+                    label,
+                    linear_solver,
+                    hyper,
+                    mode=args.mode,
+                    max_inner_steps=args.max_inner_steps,
+                    max_steps=args.max_steps,
+                    seed=s,
                 )
                 per_setting[setting].append(r)
         print(f"  {name} done", flush=True)

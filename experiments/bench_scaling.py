@@ -22,11 +22,13 @@ these sparse problems). Inner solvers:
 - `MINRES`: pdeopt's `MINRES` (K and Rᵀ K R are symmetric; one matvec per step, stops on the
   residual alone);
 - `GV`: one-column Gaussian sketch-and-project (`GaussianSketchProject`);
+- `RK`: uniform randomized Kaczmarz (`RandomizedKaczmarz`) on the materialised KKT matrix;
+  skipped above `--lu-max-kkt` unknowns, as LU;
 - `BLOCK`: block Gaussian sketch-and-project (`BlockSketchProject`, q = `--block-size`);
 - `NYSTROM`: CG on the normal equations KᵀK with a rank-`--rank` Nyström preconditioner
   (`lx.Normal(NystromPCG(...))`);
-- `GMRES+P`, `MINRES+P`, `NYSTROM+P`, `GV+P`, `BLOCK+P`: the same inner solvers on the split-
-  preconditioned system Rᵀ K R (`constrained_minimise(..., preconditioner=
+- `GMRES+P`, `MINRES+P`, `NYSTROM+P`, `GV+P`, `BLOCK+P`, `RK+P`: the same inner solvers on
+  the split-preconditioned system Rᵀ K R (`constrained_minimise(..., preconditioner=
   problem.kkt_preconditioner)`, R = Q D with R Rᵀ = P⁻¹ for the block-diagonal
   Schur-complement preconditioner P, Q the sine transform by FFT: O(n log n) per
   application); GMRES+P restarts every `PRECONDITIONED_RESTART` = 5 steps (lineax runs every
@@ -77,6 +79,7 @@ from pdeopt.solvers import (  # noqa: E402
     GaussianSketchProject,
     NystromPCG,
     PracticalSafeguards,
+    RandomizedKaczmarz,
 )
 from problems.cutest import (  # noqa: E402
     poisson_control,
@@ -85,7 +88,8 @@ from problems.cutest import (  # noqa: E402
     semilinear_target,
 )
 
-ITERATIVE = ("GMRES", "MINRES", "GV", "BLOCK", "NYSTROM")
+ITERATIVE = ("GMRES", "MINRES", "GV", "BLOCK", "NYSTROM", "RK")
+DENSE = ("LU", "RK", "RK+P")  # materialise the KKT matrix: skipped above --lu-max-kkt
 ALL_SOLVERS = ("LU", *ITERATIVE, *(f"{label}+P" for label in ITERATIVE), "IPOPT")
 DEFAULT_SOLVERS = ("LU", "GMRES+P", "NYSTROM+P", "GV+P", "BLOCK+P", "IPOPT")
 PRECONDITIONED_RESTART = 5
@@ -158,6 +162,8 @@ def linear_solver(label: str, args) -> lx.AbstractLinearSolver:
         return BlockSketchProject(rtol=0.1, atol=0.0, block_size=args.block_size, max_steps=steps)
     if label == "NYSTROM":
         return lx.Normal(NystromPCG(rtol=0.1, atol=0.0, rank=args.rank, max_steps=steps))
+    if label == "RK":
+        return RandomizedKaczmarz(rtol=0.1, atol=0.0, sampling="uniform", max_steps=steps)
     if label.endswith("+P") and label[:-2] in ITERATIVE:
         return linear_solver(label[:-2], args)
     raise ValueError(f"Unknown solver {label!r}; choose from {', '.join(ALL_SOLVERS)}.")
@@ -193,6 +199,81 @@ def ipopt_reference(result) -> tuple[float, str]:
     if result.extra.get("return_status") == IPOPT_TIME_CAP:
         return result.time, "< "
     return math.nan, ""
+
+
+def solve(kind: str, n: int, problem, label: str, args) -> B.BaselineResult | str:
+    """One solve of `problem` (`kind` on the N×N grid) with the solver `label` (see the module
+    docstring), or why there is none: a dense solver above `--lu-max-kkt` unknowns, an IPOPT
+    failure (`run_ipopt`)."""
+    big_n = problem.n + problem.m
+    if label in DENSE and big_n > args.lu_max_kkt:
+        return f"skipped (KKT size {big_n} > {args.lu_max_kkt})"
+    if label == "IPOPT":
+        return run_ipopt(kind, n, problem, args)
+    solver = ExactAugmentedLagrangianNewton(
+        atol=args.tol,
+        delta0=args.delta0,
+        safeguards=PracticalSafeguards(),
+        kkt_solver=kkt_solver(label, args),
+        max_inner_steps=args.max_inner_steps,
+    )
+    return B.pdeopt_solve(
+        problem,
+        solver,
+        label=label,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        repeats=args.repeats,
+        preconditioned=label.endswith("+P"),
+    )
+
+
+def converged(result: B.BaselineResult, tol: float) -> bool:
+    """Whether a solve succeeded and reached ‖∇L‖ ≤ `tol` (IPOPT stops on its own test)."""
+    return result.success and result.kkt <= tol * (1 + 1e-6)
+
+
+def status(result: B.BaselineResult) -> str:
+    """The name of a solve's outcome: pdeopt's `RESULTS` item or IPOPT's return status."""
+    if "result" in result.extra:
+        return B.result_name(result.extra["result"])
+    return result.extra.get("return_status", "")
+
+
+def sweep(kind: str, sizes: list[int], labels: list[str], args):
+    """Solve `kind` at every size with every solver of `labels`, in order; a solver that failed
+    at one size (IPOPT: failed or hit its time cap) is skipped at the larger ones. Yields
+    `(N, problem, {label: BaselineResult or why there is none})` per size."""
+    failed_at = {}
+    for n in sizes:
+        problem = make_problem(kind, n)
+        results = {}
+        for label in labels:
+            t0 = time.perf_counter()
+            if label in failed_at:
+                results[label] = f"skipped (failed at N = {failed_at[label]})"
+                continue
+            r = solve(kind, n, problem, label, args)
+            if label == "IPOPT" and (
+                isinstance(r, str) or r.extra["return_status"] == IPOPT_TIME_CAP
+            ):
+                failed_at[label] = n  # larger sizes would fail the same way
+            results[label] = r
+            if isinstance(r, str):
+                print(f"  {kind} N={n} {label}: {r}", flush=True)
+                continue
+            ok = converged(r, args.tol)
+            if not ok and label != "IPOPT":
+                failed_at[label] = n
+            print(
+                f"  {kind} N={n} {label}: {'ok' if ok else 'FAIL'} it={r.iterations} "
+                f"KKT={r.kkt:.1e} time={r.time:.2f}s "
+                f"inner={r.extra.get('num_inner_steps', '-')} "
+                f"flops={float(r.extra.get('flops', math.nan)):.2e} "
+                f"(wall incl. compile {time.perf_counter() - t0:.0f}s)",
+                flush=True,
+            )
+        yield n, problem, results
 
 
 def n_log_n(n: int) -> float:
@@ -231,7 +312,8 @@ def profile(kind: str, n: int, repeats: int = 7) -> list:
     return [kind, n, problem.n, *(f"{t.median * 1e3:.1f}" for t in timings.values())]
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
+    """The command line of this benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", default="poisson,semilinear")
     parser.add_argument("--sizes", default="16,32,64,128,256,512,1024", help="grid sizes N")
@@ -243,7 +325,7 @@ def main(argv=None):
     )
     parser.add_argument("--solvers", default=",".join(DEFAULT_SOLVERS), help=", ".join(ALL_SOLVERS))
     parser.add_argument("--tol", type=float, default=1e-6, help="target ‖∇L‖")
-    parser.add_argument("--lu-max-kkt", type=int, default=4000, help="largest KKT size for LU")
+    parser.add_argument("--lu-max-kkt", type=int, default=4000, help="largest KKT size of LU, RK")
     parser.add_argument("--max-inner-steps", type=int, default=1000)
     parser.add_argument("--max-steps", type=int, default=20)
     parser.add_argument("--block-size", type=int, default=8)
@@ -264,7 +346,11 @@ def main(argv=None):
         action="store_true",
         help="time one application of S, K and S K S per problem and size instead of solving",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
 
     sizes = [int(s) for s in args.sizes.split(",")]
     labels = args.solvers.split(",")
@@ -288,77 +374,15 @@ def main(argv=None):
 
     for kind in args.problems.split(","):
         rows = []
-        failed_at = {}
         previous = {}  # label -> (n, time) of its last solve, for the growth column
-        for n in sizes:
-            problem = make_problem(kind, n)
-            big_n = problem.n + problem.m
-            results = {}
-            for label in labels:
-                t0 = time.perf_counter()
-                if label == "LU" and big_n > args.lu_max_kkt:
-                    results[label] = f"skipped (KKT size {big_n} > {args.lu_max_kkt})"
-                    continue
-                if label in failed_at:
-                    results[label] = f"skipped (failed at N = {failed_at[label]})"
-                    continue
-                if label == "IPOPT":
-                    r = run_ipopt(kind, n, problem, args)
-                    if isinstance(r, str) or r.extra["return_status"] == IPOPT_TIME_CAP:
-                        failed_at[label] = n  # larger sizes would fail the same way
-                    if isinstance(r, str):
-                        results[label] = r
-                        print(f"  {kind} N={n} IPOPT: {r}", flush=True)
-                        continue
-                else:
-                    solver = ExactAugmentedLagrangianNewton(
-                        atol=args.tol,
-                        delta0=args.delta0,
-                        safeguards=PracticalSafeguards(),
-                        kkt_solver=kkt_solver(label, args),
-                        max_inner_steps=args.max_inner_steps,
-                    )
-                    r = B.pdeopt_solve(
-                        problem,
-                        solver,
-                        label=label,
-                        seed=args.seed,
-                        max_steps=args.max_steps,
-                        repeats=args.repeats,
-                        preconditioned=label.endswith("+P"),
-                    )
-                ok = r.success and r.kkt <= args.tol * (1 + 1e-6)
-                if not ok and label != "IPOPT":
-                    failed_at[label] = n
-                results[label] = r
-                print(
-                    f"  {kind} N={n} {label}: {'ok' if ok else 'FAIL'} it={r.iterations} "
-                    f"KKT={r.kkt:.1e} time={r.time:.2f}s "
-                    f"inner={r.extra.get('num_inner_steps', '-')} "
-                    f"flops={float(r.extra.get('flops', math.nan)):.2e} "
-                    f"(wall incl. compile {time.perf_counter() - t0:.0f}s)",
-                    flush=True,
-                )
+        for n, problem, results in sweep(kind, sizes, labels, args):
             ipopt_time, bound = ipopt_reference(results.get("IPOPT"))
             for label in labels:
                 r = results[label]
                 if isinstance(r, str):
                     rows.append([n, problem.n, label, r, "", "", "", "", "", "", ""])
                     continue
-                ok = r.success and r.kkt <= args.tol * (1 + 1e-6)
-                status = (
-                    "yes"
-                    if ok
-                    else (
-                        "no ("
-                        + (
-                            B.result_name(r.extra["result"])
-                            if "result" in r.extra
-                            else r.extra.get("return_status", "")
-                        )
-                        + ")"
-                    )
-                )
+                ok = converged(r, args.tol)
                 inner = r.extra.get("num_inner_steps")
                 flops = r.extra.get("flops")
                 growth = "—"
@@ -372,7 +396,7 @@ def main(argv=None):
                         n,
                         problem.n,
                         label,
-                        status,
+                        "yes" if ok else f"no ({status(r)})",
                         f"{r.time:.3f}",
                         ("1" if ok else "—")
                         if label == "IPOPT"

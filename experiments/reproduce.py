@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from experiments._common import CONFIG_DIR, compose
 from experiments._report import fingerprint, fmt, markdown_table
+from experiments._reproduce_adasketch import RUNNERS as ADASKETCH_RUNNERS
 from experiments._runner import Runner, stored_differences
 from experiments._schema import ConfigError
 from pdeopt._files import atomic_write
@@ -72,7 +73,10 @@ def _train_dtype(cfg: DictConfig) -> str | None:
 
 # `runner:` of a target config. Another benchmark (a CUTEst table, a timing figure) adds its
 # own entry, whose `run` writes a metrics.json with `status: ok`.
-RUNNERS = {"train": Runner(_prepare_train, _run_train, _train_differences, _train_dtype)}
+RUNNERS = {
+    "train": Runner(_prepare_train, _run_train, _train_differences, _train_dtype),
+    **ADASKETCH_RUNNERS,
+}
 
 
 @dataclasses.dataclass(frozen=True)

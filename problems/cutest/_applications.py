@@ -142,7 +142,9 @@ def logistic_regression(
     )
 
 
-def synthetic_logistic_regression(name: str) -> ConstrainedProblem:
+def synthetic_logistic_regression(
+    name: str, shape: tuple[int, int] | None = None
+) -> ConstrainedProblem:
     """Synthetic stand-in for one of the paper's LIBSVM data sets, with its `(N, d)`.
 
     Features are iid N(0, 1); labels are `sign(a^T w + 0.5 e)` for a hidden `w ~ N(0, I/d)`
@@ -154,20 +156,24 @@ def synthetic_logistic_regression(name: str) -> ConstrainedProblem:
     **Arguments:**
 
     - `name`: a key of [`LIBSVM_SHAPES`][], e.g. `"sonar_scale"`.
+    - `shape`: `(N, d)` instead of the data set's, drawn from the same seed: a scaled-down
+        stand-in for quick checks (d > 10).
 
     **Returns:**
 
-    A [`ConstrainedProblem`][] named `"synthetic-<name>"`.
+    A [`ConstrainedProblem`][] named `"synthetic-<name>"` (`"synthetic-<name>-<N>x<d>"` with a
+    `shape`).
     """
     if name not in LIBSVM_SHAPES:
         raise KeyError(f"Unknown data set {name!r}; valid names are: {', '.join(LIBSVM_SHAPES)}.")
-    num, d = LIBSVM_SHAPES[name]
+    num, d = LIBSVM_SHAPES[name] if shape is None else shape
     rng = np.random.default_rng(_dataset_seed(name))
     features = rng.standard_normal((num, d))
     w = rng.standard_normal(d) / math.sqrt(d)
     labels = np.where(features @ w + 0.5 * rng.standard_normal(num) >= 0.0, 1.0, -1.0)
     key_c = dataset_key(name)
-    return logistic_regression(features, labels, key=key_c, name=f"synthetic-{name}")
+    label = f"synthetic-{name}" if shape is None else f"synthetic-{name}-{num}x{d}"
+    return logistic_regression(features, labels, key=key_c, name=label)
 
 
 def breast_cancer_logistic_regression() -> ConstrainedProblem:
