@@ -183,6 +183,26 @@ def run_ipopt(kind: str, n: int, problem, args) -> B.BaselineResult | str:
         return f"failed (casadi: {str(e).splitlines()[0][:80]})"
 
 
+def run_pdeopt(label: str, problem, args) -> B.BaselineResult:
+    """pdeopt's practical-mode solve of `problem` with the inner solver `label`."""
+    solver = ExactAugmentedLagrangianNewton(
+        atol=args.tol,
+        delta0=args.delta0,
+        safeguards=PracticalSafeguards(),
+        kkt_solver=kkt_solver(label, args),
+        max_inner_steps=args.max_inner_steps,
+    )
+    return B.pdeopt_solve(
+        problem,
+        solver,
+        label=label,
+        seed=args.seed,
+        max_steps=args.max_steps,
+        repeats=args.repeats,
+        preconditioned=label.endswith("+P"),
+    )
+
+
 def ipopt_reference(result) -> tuple[float, str]:
     """IPOPT's time to divide by and the prefix of the ratios: `""` for a solve, `"< "` when
     IPOPT stopped at the time cap (its time is a lower bound), no time when it failed."""
@@ -231,7 +251,8 @@ def profile(kind: str, n: int, repeats: int = 7) -> list:
     return [kind, n, problem.n, *(f"{t.median * 1e3:.1f}" for t in timings.values())]
 
 
-def main(argv=None):
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; `build_parser().parse_args([])` gives every default."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--problems", default="poisson,semilinear")
     parser.add_argument("--sizes", default="16,32,64,128,256,512,1024", help="grid sizes N")
@@ -264,7 +285,11 @@ def main(argv=None):
         action="store_true",
         help="time one application of S, K and S K S per problem and size instead of solving",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
 
     sizes = [int(s) for s in args.sizes.split(",")]
     labels = args.solvers.split(",")
@@ -311,22 +336,7 @@ def main(argv=None):
                         print(f"  {kind} N={n} IPOPT: {r}", flush=True)
                         continue
                 else:
-                    solver = ExactAugmentedLagrangianNewton(
-                        atol=args.tol,
-                        delta0=args.delta0,
-                        safeguards=PracticalSafeguards(),
-                        kkt_solver=kkt_solver(label, args),
-                        max_inner_steps=args.max_inner_steps,
-                    )
-                    r = B.pdeopt_solve(
-                        problem,
-                        solver,
-                        label=label,
-                        seed=args.seed,
-                        max_steps=args.max_steps,
-                        repeats=args.repeats,
-                        preconditioned=label.endswith("+P"),
-                    )
+                    r = run_pdeopt(label, problem, args)
                 ok = r.success and r.kkt <= args.tol * (1 + 1e-6)
                 if not ok and label != "IPOPT":
                     failed_at[label] = n

@@ -31,6 +31,7 @@ import numpy as np
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from experiments import _reproduce_timing
 from experiments._common import CONFIG_DIR, compose
 from experiments._report import fingerprint, fmt, markdown_table
 from experiments._runner import Runner, stored_differences
@@ -71,7 +72,10 @@ def _train_dtype(cfg: DictConfig) -> str | None:
 
 # `runner:` of a target config. Another benchmark (a CUTEst table, a timing figure) adds its
 # own entry, whose `run` writes a metrics.json with `status: ok`.
-RUNNERS = {"train": Runner(_prepare_train, _run_train, _train_differences, _train_dtype)}
+RUNNERS = {
+    "train": Runner(_prepare_train, _run_train, _train_differences, _train_dtype),
+    **_reproduce_timing.RUNNERS,
+}
 
 
 @dataclasses.dataclass(frozen=True)
