@@ -104,7 +104,7 @@ def _ours(spatial, in_channels, width, modes, x, y):
     def loss_fn(model, batch, key):
         del key
         inputs, target = batch
-        return jnp.mean((jax.vmap(model)(inputs) - target) ** 2), None
+        return jnp.mean((jax.vmap(model)(inputs) - target) ** 2), {}
 
     def step():
         nonlocal model, opt_state

@@ -10,7 +10,8 @@ pdeopt's step solvers.
 [--step-solvers cholesky qr sketched]`
 
 For each point count and solver, in one process and after compilation, times with
-`block_until_ready`:
+`block_until_ready` (`measure_layers`; it, `random_basis` and `hard_constraint_layers` are what
+`experiments._reproduce_timing` and `experiments.gpu_suite` import):
 
 - inference: the constraint layer's forward solve for a batch of basis stacks;
 - training: forward + implicit backward (gradient of a loss on u w.r.t. the basis);
@@ -18,6 +19,8 @@ For each point count and solver, in one process and after compilation, times wit
 for PI-HC (one solve over all points) and PI-HC-MoE (K spatial experts), with the mean final
 residual norm ‖r‖, the converged fraction of all solves, XLA's peak-memory estimate and the mean
 number of solver steps (Jacobian evaluations); then the ratios pdeopt / optx and MoE / PI-HC.
+All layers of one point count and solver are timed in alternation, and every call draws fresh
+collocation points.
 `--sequential-experts` solves the experts one after another (`vectorize_experts=False`), so an
 expert that converges early does not wait for the slowest in a batched `while_loop`;
 `--sequential-samples` does the same for the batch's samples (`vectorize_samples=False`: the
@@ -40,15 +43,18 @@ timed (its cost is identical for both). Peak memory is XLA's compile-time estima
 import argparse
 import dataclasses
 import math
-from functools import partial
+import statistics
+import time
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import jax.random as jr
+import numpy as np
 import optimistix as optx
 
 from experiments._report import (
+    Timing,
     compiled_bytes,
     markdown_row,
     markdown_table,
@@ -80,63 +86,225 @@ def repeated_ic(pde, repeats: int):
 STEP_SOLVERS = ("cholesky", "qr", "sketched")
 
 
-def _peak_bytes(fn, *args) -> int:
-    return compiled_bytes(fn.lower(*args).compile())
+# ---- the measurement, importable (experiments._reproduce_timing, experiments.gpu_suite) ----
+
+
+@eqx.filter_jit
+def _apply(model, pde, conditions):
+    return jax.vmap(lambda c: model(pde.inputs(c)))(conditions)
+
+
+def random_basis(pde, conditions, num_basis: int, *, width=16, modes=8, depth=2, dtype, key):
+    """The basis stacks of a randomly initialised FNO (GELU basis head) on `pde`'s inputs
+    for a batch of `conditions`: shape `(batch, *grid, num_basis)`. `modes` is capped at half
+    of each grid axis."""
+    from pdeopt.models import FNO
+
+    inputs = jax.eval_shape(pde.inputs, jax.tree.map(lambda c: c[0], conditions))
+    model = FNO(
+        inputs.shape[-1],
+        num_basis,
+        width=width,
+        modes=tuple(min(modes, n // 2) for n in pde.grid_shape),
+        depth=depth,
+        final_activation=jax.nn.gelu,
+        dtype=dtype,
+        key=key,
+    )
+    return _apply(model, pde, conditions)
+
+
+def hard_constraint_layers(
+    points: int,
+    *,
+    parts,
+    per_expert: bool = False,
+    global_boundary_rows: bool = True,
+    vectorize_experts: bool = True,
+    **common,
+) -> dict:
+    """PI-HC (`"hc"`, one solve over `points` collocation points) and PI-HC-MoE (`"moe"`,
+    `parts` experts, each with `points` / K points, or `points` with `per_expert`); `common`
+    are the other `HardConstraint` arguments of both."""
+    from pdeopt.constraints import HardConstraint, MoEHardConstraint
+
+    parts = tuple(parts)
+    return {
+        "hc": HardConstraint(num_points=points, **common),
+        "moe": MoEHardConstraint(
+            parts=parts,
+            num_points=points if per_expert else points // math.prod(parts),
+            global_boundary_rows=global_boundary_rows,
+            vectorize_experts=vectorize_experts,
+            **common,
+        ),
+    }
+
+
+def _solve(layer, pde, basis, conditions, keys):
+    one = lambda b, c, k: layer(pde, b, c, key=k)
+    if layer.vectorize_samples:
+        return jax.vmap(one)(basis, conditions, keys)
+    return jax.lax.map(lambda a: one(*a), (basis, conditions, keys))
+
+
+def _loss_and_grad(layer, pde, basis, conditions, keys, weights):
+    loss = lambda b: jnp.sum(weights * _solve(layer, pde, b, conditions, keys)[0] ** 2)
+    return jax.value_and_grad(loss)(basis)
+
+
+_JITTED = {
+    "infer": jax.jit(_solve, static_argnums=(0, 1)),
+    "train": jax.jit(_loss_and_grad, static_argnums=(0, 1)),
+}
+_COMPILED: dict = {}  # one executable per (kind, layer, pde, argument shapes, options)
+FAST_COMPILE = {"xla_backend_optimization_level": 0}
+
+
+def _compiled(kind: str, layer, pde, arrays, fast_compile: bool):
+    """The executable of `_JITTED[kind]` and the seconds it took to trace and compile (0.0
+    when an earlier call of this process compiled it)."""
+    shapes = tuple((a.shape, a.dtype) for a in jax.tree.leaves(arrays))
+    cache_key = (kind, layer, pde, shapes, fast_compile)
+    if cache_key in _COMPILED:
+        return _COMPILED[cache_key], 0.0
+    start = time.perf_counter()
+    lowered = _JITTED[kind].lower(layer, pde, *arrays)
+    compiled = lowered.compile(FAST_COMPILE if fast_compile else None)
+    _COMPILED[cache_key] = compiled
+    return compiled, time.perf_counter() - start
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """What `measure_layers` measured of one constraint layer.
+
+    - `infer`, `train`: per-batch wall times of the forward solve, and of forward + implicit
+        backward (`None` when not measured).
+    - `compile_s`: seconds to trace and compile both (0.0: compiled earlier in the process).
+    - `steps`, `converged`, `residual`: mean solver steps (Jacobian evaluations), converged
+        fraction and final residual norm of every solve of the timed forward calls.
+    - `peak_bytes`: XLA's estimate for the largest of the compiled functions.
+    """
+
+    infer: Timing
+    train: Timing | None
+    compile_s: float
+    steps: float
+    converged: float
+    residual: float
+    peak_bytes: int
+
+
+def time_stats(timing: Timing | None, unit: float = 1e3) -> dict | None:
+    """Mean, std, median and the samples of a `Timing`, in milliseconds by default."""
+    if timing is None:
+        return None
+    samples = [unit * t for t in timing.samples]
+    return {
+        "mean": statistics.fmean(samples),
+        "std": statistics.pstdev(samples),
+        "median": statistics.median(samples),
+        "samples": samples,
+    }
+
+
+def measure_layers(
+    layers: dict,
+    basis,
+    conditions,
+    weights,
+    repeats: int,
+    *,
+    key,
+    train: bool = True,
+    warmup: int = 1,
+    fast_compile: bool = False,
+) -> dict[str, Measurement]:
+    """Time constraint layers on one batch, after compilation, with `block_until_ready`.
+
+    Every layer's forward solve (`vmap` over the batch, or `lax.map` where the layer has
+    `vectorize_samples=False`) and, with `train`, its forward + implicit backward (the
+    gradient of Σ weights·u² with respect to the basis) are compiled first, then called
+    `warmup` untimed and `repeats` timed times, all of them in alternation (A B C … A B C …,
+    `experiments._report.time_alternating`) so that a change of load hits every one alike.
+    Each call draws fresh collocation points (call i uses the keys `split(fold_in(key, i))`).
+
+    **Arguments:**
+
+    - `layers`: `{name: (pde, layer)}`.
+    - `basis`, `conditions`: the batch, `(batch, *grid, N)` and the PDE's conditions.
+    - `weights`: the field weights of the training loss, on the grid.
+    - `repeats`, `warmup`: timed and untimed calls of each function.
+    - `key`: the collocation keys.
+    - `fast_compile`: compile without XLA's backend optimisation (for pipeline checks).
+
+    **Returns:**
+
+    A `Measurement` per name.
+    """
+    batch = basis.shape[0]
+    calls = warmup + repeats
+    keys = [jr.split(jr.fold_in(key, i), batch) for i in range(calls)]
+    fns, stats, compile_s, peak = {}, {}, {}, {}
+    for name, (pde, layer) in layers.items():
+        infer, seconds = _compiled("infer", layer, pde, (basis, conditions, keys[0]), fast_compile)
+        compile_s[name], peak[name], stats[name] = seconds, compiled_bytes(infer), []
+        infer_keys = iter(keys)
+
+        def run_infer(infer=infer, infer_keys=infer_keys, stats=stats[name]):
+            out = infer(basis, conditions, next(infer_keys))
+            stats.append(out[1])
+            return out
+
+        fns[f"{name} infer"] = run_infer
+        if train:
+            arrays = (basis, conditions, keys[0], weights)
+            grad, seconds = _compiled("train", layer, pde, arrays, fast_compile)
+            compile_s[name] += seconds
+            peak[name] = max(peak[name], compiled_bytes(grad))
+            train_keys = iter(keys)
+            fns[f"{name} train"] = lambda grad=grad, train_keys=train_keys: grad(
+                basis, conditions, next(train_keys), weights
+            )
+    timings = time_alternating(fns, repeats, warmup)
+    return {
+        name: Measurement(
+            infer=timings[f"{name} infer"],
+            train=timings.get(f"{name} train"),
+            compile_s=compile_s[name],
+            steps=_mean(stats[name][warmup:], "num_steps"),
+            converged=_mean(stats[name][warmup:], "converged"),
+            residual=_mean(stats[name][warmup:], "residual_norm"),
+            peak_bytes=peak[name],
+        )
+        for name in layers
+    }
+
+
+def _mean(stats, field: str) -> float:
+    return float(np.mean([np.mean(getattr(s, field)) for s in stats]))
+
+
+# ---- the command line -----------------------------------------------------------------------
 
 
 def _layers(args, points, solver, pde, hc_pde):
-    from pdeopt.constraints import HardConstraint, MoEHardConstraint
     from pdeopt.solvers import LevenbergMarquardt
 
-    common = dict(
+    layers = hard_constraint_layers(
+        points,
+        parts=(1, args.experts),
+        per_expert=args.per_expert,
+        global_boundary_rows=not args.local_rows,
+        vectorize_experts=not args.sequential_experts,
         num_basis=args.basis,
         solver=solver,
         max_steps=args.max_steps,
         throw=False,
         vectorize_samples=not (args.sequential_samples and isinstance(solver, LevenbergMarquardt)),
     )
-    per_expert = points if args.per_expert else points // args.experts
-    return {
-        "hc": (hc_pde, HardConstraint(num_points=points, **common)),
-        "moe": (
-            pde,
-            MoEHardConstraint(
-                parts=(1, args.experts),
-                num_points=per_expert,
-                global_boundary_rows=not args.local_rows,
-                vectorize_experts=not args.sequential_experts,
-                **common,
-            ),
-        ),
-    }
-
-
-def _measure(layer, pde, basis, conditions, keys, weights, repeats, train=True) -> dict:
-    def forward(basis):
-        one = lambda b, c, k: layer(pde, b, c, key=k)
-        if layer.vectorize_samples:
-            return jax.vmap(one)(basis, conditions, keys)
-        return jax.lax.map(lambda a: one(*a), (basis, conditions, keys))
-
-    def loss(basis):
-        u, _ = forward(basis)
-        return jnp.sum(weights * u**2)
-
-    infer = jax.jit(forward)
-    fns = {"infer": partial(infer, basis)}
-    if train:
-        grad = jax.jit(jax.value_and_grad(loss))
-        fns["train"] = partial(grad, basis)
-    timings = time_alternating(fns, repeats)
-    stats = infer(basis)[1]
-    return {
-        "infer": timings["infer"].median,
-        "train": timings["train"].median if train else float("nan"),
-        "mb": _peak_bytes(grad if train else infer, basis) / 2**20,
-        "steps": float(jnp.mean(stats.num_steps)),
-        "residual": float(jnp.mean(stats.residual_norm)),
-        "converged": float(jnp.mean(stats.converged)),
-    }
+    return {"hc": (hc_pde, layers["hc"]), "moe": (pde, layers["moe"])}
 
 
 def _solver(name: str, step_solver=None):
@@ -179,21 +347,17 @@ def main() -> None:
     jax.config.update("jax_enable_x64", True)
 
     from pdeopt.constraints import HardConstraint
-    from pdeopt.models import FNO
     from problems.diffusion_sorption import DiffusionSorption
 
     pde = DiffusionSorption(nx=args.nx, nt=args.nt)
     hc_pde = pde if args.hc_ic_repeats == 1 else repeated_ic(pde, args.hc_ic_repeats)
     levels = jnp.linspace(0.02, 0.18, args.batch)
     conditions = levels[:, None] * jnp.ones((1, args.nx))
-    keys = jr.split(jr.key(1), args.batch)
     weights = jr.normal(jr.key(2), pde.grid_shape)
-
-    def fno_basis(n):
-        model = FNO(
-            3, n, width=16, modes=(8, 8), depth=2, final_activation=jax.nn.gelu, key=jr.key(0)
-        )
-        return jax.jit(jax.vmap(lambda c: model(pde.inputs(c))))(conditions)
+    measure = lambda layers, basis, train=True: measure_layers(
+        layers, basis, conditions, weights, args.repeats, key=jr.key(1), train=train
+    )
+    fno_basis = lambda n: random_basis(pde, conditions, n, dtype=jnp.float64, key=jr.key(0))
 
     print_fingerprint()
     if args.sweep_basis:
@@ -211,28 +375,29 @@ def main() -> None:
         print(markdown_table(header, []))
         for n in args.sweep_basis:
             basis = fno_basis(n)
-            row = {}
-            for name in args.step_solvers:
-                solver = _solver("pdeopt", _step_solver(name))
-                layer = HardConstraint(
-                    num_basis=n,
-                    num_points=points,
-                    solver=solver,
-                    max_steps=args.max_steps,
-                    throw=False,
+            layers = {
+                name: (
+                    pde,
+                    HardConstraint(
+                        num_basis=n,
+                        num_points=points,
+                        solver=_solver("pdeopt", _step_solver(name)),
+                        max_steps=args.max_steps,
+                        throw=False,
+                    ),
                 )
-                row[name] = _measure(
-                    layer, pde, basis, conditions, keys, weights, args.repeats, train=False
-                )
-            cells = [n] + [f"{row[s]['infer']:.3f}" for s in args.step_solvers]
+                for name in args.step_solvers
+            }
+            row = measure(layers, basis, train=False)
+            cells = [n] + [f"{row[s].infer.median:.3f}" for s in args.step_solvers]
             if "qr" in row:
                 cells += [
-                    f"{row[s]['infer'] / row['qr']['infer']:.3f}"
+                    f"{row[s].infer.median / row['qr'].infer.median:.3f}"
                     for s in args.step_solvers
                     if s != "qr"
                 ]
-            cells += [f"{row[s]['steps']:.1f}" for s in args.step_solvers]
-            cells += [f"{row[s]['residual']:.6f}" for s in args.step_solvers]
+            cells += [f"{row[s].steps:.1f}" for s in args.step_solvers]
+            cells += [f"{row[s].residual:.6f}" for s in args.step_solvers]
             print(markdown_row(cells), flush=True)
         return
 
@@ -253,31 +418,28 @@ def main() -> None:
     for points in args.points:
         rows = {}
         for solver_name in args.solvers:
-            layers = _layers(args, points, _solver(solver_name), pde, hc_pde)
             try:
-                rows[solver_name] = {
-                    name: _measure(layer, p, basis, conditions, keys, weights, args.repeats)
-                    for name, (p, layer) in layers.items()
-                }
+                layers = _layers(args, points, _solver(solver_name), pde, hc_pde)
+                rows[solver_name] = measure(layers, basis)
             except ValueError as e:  # e.g. more points than an expert's block holds.
                 print(markdown_row([points, solver_name, f"skipped: {e}"]))
                 continue
             hc, moe = rows[solver_name]["hc"], rows[solver_name]["moe"]
             cells = [points, solver_name]
-            cells += [f"{hc['infer']:.4f}", f"{moe['infer']:.4f}"]
-            cells += [f"{hc['train']:.4f}", f"{moe['train']:.4f}"]
-            cells += [f"{moe['train'] / hc['train']:.2f}"]
-            cells += [f"{hc['residual']:.6f}", f"{moe['residual']:.6f}"]
-            cells += [f"{hc['converged']:.3f}", f"{moe['converged']:.3f}"]
-            cells += [f"{hc['mb']:.1f}", f"{moe['mb']:.1f}", f"{hc['steps']:.1f}"]
-            cells += [f"{moe['steps']:.1f}"]
+            cells += [f"{hc.infer.median:.4f}", f"{moe.infer.median:.4f}"]
+            cells += [f"{hc.train.median:.4f}", f"{moe.train.median:.4f}"]
+            cells += [f"{moe.train.median / hc.train.median:.2f}"]
+            cells += [f"{hc.residual:.6f}", f"{moe.residual:.6f}"]
+            cells += [f"{hc.converged:.3f}", f"{moe.converged:.3f}"]
+            cells += [f"{hc.peak_bytes / 2**20:.1f}", f"{moe.peak_bytes / 2**20:.1f}"]
+            cells += [f"{hc.steps:.1f}", f"{moe.steps:.1f}"]
             print(markdown_row(cells), flush=True)
         if {"optx", "pdeopt"} <= rows.keys():
             new, old = rows["pdeopt"], rows["optx"]
             ratios.append(
                 [points]
                 + [
-                    f"{new[m][k] / old[m][k]:.3f}"
+                    f"{getattr(new[m], k).median / getattr(old[m], k).median:.3f}"
                     for m in ("hc", "moe")
                     for k in ("infer", "train")
                 ]

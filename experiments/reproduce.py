@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 from experiments._common import CONFIG_DIR, compose
 from experiments._report import fingerprint, fmt, markdown_table
 from experiments._reproduce_adasketch import RUNNERS as ADASKETCH_RUNNERS
+from experiments._reproduce_timing import RUNNERS as TIMING_RUNNERS
 from experiments._runner import Runner, stored_differences
 from experiments._schema import ConfigError
 from pdeopt._files import atomic_write
@@ -76,6 +77,7 @@ def _train_dtype(cfg: DictConfig) -> str | None:
 RUNNERS = {
     "train": Runner(_prepare_train, _run_train, _train_differences, _train_dtype),
     **ADASKETCH_RUNNERS,
+    **TIMING_RUNNERS,
 }
 
 

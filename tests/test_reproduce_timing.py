@@ -1,0 +1,52 @@
+"""The `pihcmoe_timing` target: its smoke scale writes the table, results and figure; every
+run's times are positive and its speedups are the ratios of the stored per-batch means."""
+
+import json
+
+import pytest
+
+from experiments import reproduce as rp
+from experiments._runner import load_metrics
+from experiments._schema import ConfigError
+
+
+def _check(results, out, methods):
+    assert {p.name for p in out.iterdir()} >= {"table.md", "results.json", "figure.png"}
+    assert json.loads((out / "results.json").read_text()) == json.loads(json.dumps(results))
+    assert [(r["method"], r["status"]) for r in results["runs"]] == [(m, "ok") for m in methods]
+    for run in results["runs"]:
+        metrics = load_metrics(rp.Path(run["run_dir"]))
+        assert metrics["status"] == "ok" and metrics["device"]
+        for name in ("hc", "moe"):
+            for kind in ("train_ms", "infer_ms"):
+                stats = metrics[name][kind]
+                assert len(stats["samples"]) == 2 and min(stats["samples"]) > 0
+                assert stats["mean"] == pytest.approx(sum(stats["samples"]) / 2)
+        for kind in ("train", "infer"):
+            ratio = metrics["hc"][f"{kind}_ms"]["mean"] / metrics["moe"][f"{kind}_ms"]["mean"]
+            assert metrics[f"{kind}_speedup"] == pytest.approx(ratio)
+        assert run["values"]["train_speedup"] == metrics["train_speedup"]
+        assert metrics["points_per_expert"] * metrics["experts"] == metrics["points"]
+    table = (out / "table.md").read_text()
+    assert "training speedup" in table and "PI-HC-MoE train (ms)" in table
+    assert "HC train ms" in table  # the per-run details
+
+
+def test_smoke_diffusion_sorption(tmp_path):
+    methods = ["ds_1e2", "ds_1e5"]  # the same sizes at smoke: compiled once
+    overrides = ["scale=smoke", f"out={tmp_path}", f"only=[{','.join(methods)}]"]
+    results = rp.reproduce("pihcmoe_timing", overrides)
+    _check(results, tmp_path, methods)
+    assert [row["paper"] for row in results["summary"]] == [1.613, 3.189]
+    assert results["runs"][1]["run_dir"].endswith("ds_1e5/seed0")
+
+
+@pytest.mark.slow  # compiles both problems' layers: about 50 s on a shared 2-core CPU
+def test_smoke_scale(tmp_path):
+    results = rp.reproduce("pihcmoe_timing", ["scale=smoke", f"out={tmp_path}"])
+    _check(results, tmp_path, list(results["methods"]))
+
+
+def test_unknown_key_lists_the_known_ones():
+    with pytest.raises(ConfigError, match=r"pointz.*the keys are: seed, dtype, problem\._target_"):
+        rp.plan(rp.load("pihcmoe_timing", ['reproduce.overrides=["pointz=3"]']), "pihcmoe_timing")
