@@ -461,7 +461,8 @@ def report(directory: Path = DEFAULT_OUT, page: Path = DEFAULT_PAGE) -> str:
             f"```bash\n{results['command']}\n```\n",
             f"Run {results['date']} at commit `{git['commit']}`{dirty}; machine: "
             f"{machine['cpu']}, {machine['cores']} cores, {machine['devices']}, jax "
-            f"{machine['jax']}, x64 {results['precision']['x64']}.\n",
+            f"{machine['jax']}, x64 {results['precision']['x64']}; load average when it "
+            f"ended {machine['load']} (times grow with the load).\n",
             format_table(results) + "\n",
         ]
         if (page.parent / where / "figure.png").is_file():
