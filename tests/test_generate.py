@@ -154,6 +154,7 @@ TINY = {
     "navier_stokes_paper": [
         "problem.nx=8",
         "problem.nx_test=16",
+        "problem.eval_nx=[8]",
         "problem.nt=4",
         "problem.t_final=0.1",
     ],
