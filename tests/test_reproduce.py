@@ -163,8 +163,10 @@ def test_comparison_flags_differences_and_checks_the_ordering():
     differs, ordering, notes = rp.comparison(results)
     assert "SOFT 12 vs 85.9 (0.14×, 73.9 std of our seeds)" in differs
     assert "HARD" not in differs and "MOE" not in differs  # within 2 std of the paper
-    results["summary"][1]["m"] |= {"mean": 7.0, "std": 0.0}  # equal to the paper's, no spread
+    results["summary"][1]["m"] |= {"mean": 7.5, "std": 0.0}  # no spread: 7 % off is no difference
     assert "HARD" not in rp.comparison(results)[0]
+    results["summary"][1]["m"]["mean"] = 8.0  # 14 % off
+    assert "HARD 8 vs 7 (1.14×, 3 seeds without spread)" in rp.comparison(results)[0]
     results["summary"][1]["m"]["mean"] = 6.0
     assert "MOE < HARD < SOFT holds here" in ordering
     assert "MOE < HARD by 0.8 standard errors" in ordering  # 1 / sqrt(4/3 + 1/3)
