@@ -78,7 +78,7 @@ def test_rerun_reuses_complete_runs_and_reruns_missing_ones(ds, counted):
     (out / "hard" / "seed0" / "metrics.json").unlink()
     again = rp.reproduce("pihcmoe_ds", [*SMOKE, f"out={out}"])
     assert counted == [("hard", 0)]
-    assert [r["status"] for r in again["runs"]] == ["reused", "ok", "reused"]
+    assert [r["status"] for r in again["runs"]] == ["reused", "ok", "reused", "reused"]
 
 
 def test_run_of_another_config_is_refused(ds, counted):
