@@ -72,7 +72,13 @@ def plot_prediction(
         image = ax.imshow(image_slice(field, coordinates)[0], aspect="auto", extent=extent, **style)
         ax.set(title=title + note, xlabel=names[-1], ylabel=names[-2])
         fig.colorbar(image, ax=ax)
+    save_figure(fig, path, dpi=110)
+
+
+def save_figure(fig, path: Path, dpi: int = 120) -> None:
+    """Write `fig` to `path` atomically (a reader sees the old image or the new one) and
+    close it."""
     tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     tmp.replace(path)

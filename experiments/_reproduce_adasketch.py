@@ -467,7 +467,7 @@ def items_details(results: dict, what: str = "problem") -> str:
 def cutest_plot(results: dict, path: Path) -> None:
     """Our outer iterations (mean over seeds) against the paper's 10-run means, per problem and
     method (GV against GV·10, RK and LU against their paper column), on log axes."""
-    from experiments._plots import plt
+    from experiments._plots import plt, save_figure
 
     per_method, first = _per_item(results)
     solvers = {method: metrics["solver"] for method, metrics in _completed(results)}
@@ -491,8 +491,7 @@ def cutest_plot(results: dict, path: Path) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _sweep(results: dict) -> dict[str, list[dict]]:
@@ -555,7 +554,7 @@ def control_details(results: dict) -> str:
 
 def control_plot(results: dict, path: Path) -> None:
     """Solve time against n = 2N² per method's scaling solver (mean over seeds), and IPOPT's."""
-    from experiments._plots import plt
+    from experiments._plots import plt, save_figure
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ipopt = {}
@@ -585,8 +584,7 @@ def control_plot(results: dict, path: Path) -> None:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 RUNNERS = {

@@ -174,7 +174,7 @@ def plot(results: dict, path: Path) -> None:
     """Per problem (rows): training and inference time per batch against the number of
     points for PI-HC and PI-HC-MoE (log–log, error bars: std over the batches), and both
     speedups with the paper's numbers as markers."""
-    from experiments._plots import plt
+    from experiments._plots import plt, save_figure
 
     by_problem: dict[str, list] = {}
     for record, m in _runs(results):
@@ -216,8 +216,7 @@ def plot(results: dict, path: Path) -> None:
     device = results["machine"]["devices"]
     fig.suptitle(f"{results['target']} ({results['scale']}), {device}")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 _LABEL = {"hc": "PI-HC", "moe": "PI-HC-MoE"}

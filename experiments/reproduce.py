@@ -332,7 +332,7 @@ def _mean_std(summary: dict | None) -> str:
 def plot(results: dict, path: Path) -> None:
     """Bar chart of the metric per method (error bars: std over seeds), the paper's numbers
     as markers; log scale when the bars span more than a factor 20."""
-    from experiments._plots import plt
+    from experiments._plots import plt, save_figure
 
     metric = results["metric"]
     rows = results["summary"]
@@ -352,8 +352,7 @@ def plot(results: dict, path: Path) -> None:
     ax.set_title(f"{results['target']} ({results['scale']})")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def git_state() -> dict:

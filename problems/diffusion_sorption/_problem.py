@@ -50,24 +50,28 @@ class DiffusionSorptionProblem(AbstractProblem):
     def __post_init__(self):
         if self.ic not in ("constant", "smooth"):
             raise ValueError(f"problem.ic must be 'constant' or 'smooth', got {self.ic!r}.")
-        if self.train_until is not None:
-            times = self.test_pde.grid.axes[0].points
-            frames = np.flatnonzero(np.isclose(times, self.train_until, rtol=0, atol=1e-9))
-            if not frames.size or not 3 <= frames[0] < len(times) - 1:
-                raise ValueError(
-                    f"problem.train_until={self.train_until} is not a saved time between the "
-                    f"fourth and the last (the saved times are {times[0]:g}, {times[1]:g}, "
-                    f"..., {times[-1]:g}); choose one of them, or null."
-                )
         super().__post_init__()
+
+    @property
+    def _train_frames(self) -> int:
+        """The saved times a run trains on: all, or those up to `train_until`."""
+        if self.train_until is None:
+            return self.nt
+        times = self.test_pde.grid.axes[0].points
+        matches = np.flatnonzero(np.isclose(times, self.train_until, rtol=0, atol=1e-9))
+        if not matches.size or not 3 <= matches[0] < len(times) - 1:
+            raise ValueError(
+                f"problem.train_until={self.train_until} is not a saved time between the "
+                f"fourth and the last (the saved times are {times[0]:g}, {times[1]:g}, "
+                f"..., {times[-1]:g}); choose one of them, or null."
+            )
+        return int(matches[0]) + 1
 
     @property
     def pde(self) -> DiffusionSorption:
         if self.train_until is None:
             return self.test_pde
-        later = self.test_pde.grid.axes[0].points > self.train_until + 1e-9
-        nt = len(later) - int(later.sum())
-        return self._pde(nt, self.train_until, t_extent=self.test_pde.t_final)
+        return self._pde(self._train_frames, self.train_until, t_extent=T_FINAL)
 
     @property
     def test_pde(self) -> DiffusionSorption:
@@ -86,8 +90,7 @@ class DiffusionSorptionProblem(AbstractProblem):
     def test_views(self):
         if self.train_until is None:
             return {}
-        later = self.test_pde.grid.axes[0].points > self.train_until + 1e-9
-        window = (slice(int(np.argmax(later)), None), slice(None))
+        window = (slice(self._train_frames, None), slice(None))
         return {"extrapolation": TestView(self.test_pde, (1, 1), window)}
 
     def sample_inputs(self, pde, seeds):
