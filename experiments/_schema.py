@@ -94,6 +94,14 @@ class GenerateExperiment:
 
 
 @dataclasses.dataclass
+class BasisFloorExperiment:
+    """`basis_floor.yaml`: `python -m experiments.basis_floor`."""
+
+    problem: Any = MISSING
+    num_basis: list[int] = MISSING
+
+
+@dataclasses.dataclass
 class OptimizeExperiment:
     """`optimize.yaml`: `python -m experiments.optimize`."""
 
@@ -171,6 +179,7 @@ SCHEMAS = {
     "train_schema": TrainExperiment,
     "reproduce_schema": ReproduceExperiment,
     "generate_schema": GenerateExperiment,
+    "basis_floor_schema": BasisFloorExperiment,
     "optimize_schema": OptimizeExperiment,
 }
 

@@ -375,3 +375,41 @@ def test_hard_constraint_on_an_mlp_autodiff_basis(getkey):
     assert set(terms) == {"pde", "ic", "bc"}
     assert all(bool(jnp.isfinite(v)) for v in terms.values())
     assert bool(jnp.all(stats.finite)) and stats.collocation.shape == (1, 24)
+
+
+def test_periodic_embedding_makes_the_basis_periodic(getkey):
+    """`periodic_harmonics=K`: the periodic axis enters as cos/sin(2πk x), so the "periodic"
+    rows vanish for any weights, the channels are the derivatives of the embedded model, and a
+    DeepONet given by its partial is told its coordinate feature count (2K + 1 here)."""
+    import functools
+
+    from pdeopt.discretizations import derivatives
+
+    pde = Burgers(nx=8, nt=5, viscosity=0.1, t_final=0.5, derivatives=Autodiff())
+    options = pde.derivatives.model_options(pde)
+    assert options["periods"] == (None, 1.0)
+    condition = jnp.asarray(0.5 * np.sin(2 * np.pi * np.asarray(pde.coordinates()[1])))
+    inputs = pde.inputs(condition)
+    trunk = functools.partial(DeepONet, coordinate_channels=2, basis=True, trunk_width=8)
+    net = autodiff_basis(
+        inputs.shape[-1],
+        4,
+        model=functools.partial(trunk, dtype=jnp.float64),
+        periodic_harmonics=3,
+        **options,
+        key=getkey(),
+    )
+    assert net.model.coordinate_channels == net.model.in_channels == 7
+    output = eqx.filter_jit(net)(inputs)
+    basis = pde.derivatives.basis(pde, output, condition)
+    periodic = basis.traces[pde.block_names().index("periodic")]
+    assert float(jnp.max(jnp.abs(periodic))) < 1e-12
+    assert float(jnp.max(jnp.abs(basis.fields))) > 1e-3
+    orders = {str(k): o for k, o in enumerate(net.orders)}
+    fn = lambda y: net.model(net.embed(y)[None])[0]
+    want = derivatives(fn, inputs[:6], orders)
+    jet = output[:6].reshape(6, len(net.orders), 4)
+    for k in range(len(net.orders)):
+        np.testing.assert_allclose(jet[:, k], want[str(k)], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="periods"):
+        AutodiffBasis(net.model, net.orders, 2, periods=(None,), harmonics=3)

@@ -251,7 +251,9 @@ class Autodiff(AbstractDerivatives):
 
     A periodic axis has no rows on a grid, but a coordinate model is not periodic by
     construction: `blocks` adds the rows u(lo) − u(hi) and ∂u(lo) − ∂u(hi) on each periodic
-    axis, named `"periodic"`.
+    axis, named `"periodic"`. `model_options` also gives each axis's period in the model's
+    coordinates, so that `AutodiffBasis(harmonics=K)` can make the model periodic by
+    construction (the rows then vanish identically).
 
     Grid-field operations (`apply`, `traces`, `AbstractPDE.residuals`) are not available:
     a grid field carries no derivatives.
@@ -301,7 +303,14 @@ class Autodiff(AbstractDerivatives):
         return tuple(sorted(wanted, key=lambda a: (sum(a), a)))
 
     def model_options(self, pde):
-        return {"orders": self.orders(pde), "coordinate_channels": pde.grid.ndim}
+        periods = tuple(
+            (a.hi - a.lo) / a.input_width if a.periodic else None for a in pde.grid.axes
+        )
+        return {
+            "orders": self.orders(pde),
+            "coordinate_channels": pde.grid.ndim,
+            "periods": periods,
+        }
 
     def inputs(self, pde, condition):
         for hook in ("linear_quantities", "ansatz"):
