@@ -24,6 +24,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -367,6 +368,29 @@ def git_state() -> dict:
     return {"commit": git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status)}
 
 
+_PROVENANCE = ("date", "machine", "git", "wall_time_s")
+
+
+def _provenance(out: Path, records: list[dict], wall: float) -> dict:
+    """When and where the runs were made: `date`, `machine`, `git`, `wall_time_s` (seconds of
+    the call) and `runs_reused`. A call that reuses every run keeps those of the earlier call
+    that made them (its `results.json` in `out`), so rewriting a table does not date it anew."""
+    reused = sum(r["status"] == "reused" for r in records)
+    now = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "machine": fingerprint(),
+        "git": git_state(),
+        "wall_time_s": wall,
+        "runs_reused": reused,
+    }
+    earlier = out / "results.json"
+    if reused < len(records) or not earlier.is_file():
+        return now
+    kept = {k: v for k, v in json.loads(earlier.read_text()).items() if k in _PROVENANCE}
+    now.pop("wall_time_s")  # this call's seconds are not the runs'
+    return now | kept | {"runs_reused": reused, "rewritten": now["date"]}
+
+
 def reproduce(target: str, overrides: list[str] = ()) -> dict:
     """Run `target` (see the module docstring); returns the `results.json` contents."""
     jax.config.update("jax_enable_x64", True)
@@ -374,6 +398,7 @@ def reproduce(target: str, overrides: list[str] = ()) -> dict:
     spec = cfg.reproduce
     out, runs = plan(cfg, target)
     print(f"{target} scale={cfg.scale}: {len(runs)} runs in {out}", flush=True)
+    start = time.perf_counter()
     records = execute(spec, runs)
     spec_dict = OmegaConf.to_container(spec, resolve=True)
     results = {
@@ -383,13 +408,11 @@ def reproduce(target: str, overrides: list[str] = ()) -> dict:
         "scale": cfg.scale,
         "seeds": sorted({r.seed for r in runs}),
         "command": shlex.join(["python", "-m", "experiments.reproduce", target, *overrides]),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": fingerprint(),
+        **_provenance(out, records, time.perf_counter() - start),
         "precision": {
             "x64": bool(jax.config.read("jax_enable_x64")),
             "model_dtype": {r["method"]: r["model_dtype"] for r in records},
         },
-        "git": git_state(),
         "metric": spec_dict["metric"],
         "paper_metric": spec.paper_metric,
         "columns": spec_dict["columns"],
@@ -464,7 +487,7 @@ def report(directory: Path = DEFAULT_OUT, page: Path = DEFAULT_PAGE) -> str:
             f"Run {results['date']} at commit `{git['commit']}`{dirty}; machine: "
             f"{machine['cpu']}, {machine['cores']} cores, {machine['devices']}, jax "
             f"{machine['jax']}, x64 {results['precision']['x64']}; load average when it "
-            f"ended {machine['load']} (times grow with the load).\n",
+            f"ended {machine['load']} (times grow with the load).{_call_time(results)}\n",
             format_table(results) + "\n",
         ]
         if (page.parent / where / "figure.png").is_file():
@@ -475,6 +498,16 @@ def report(directory: Path = DEFAULT_OUT, page: Path = DEFAULT_PAGE) -> str:
         tmp.write_text(text)
     print(f"{page}: {len(archived)} tables ({len(found)} from {directory})")
     return text
+
+
+def _call_time(results: dict) -> str:
+    """The report's sentence on how long the command took, where `results.json` says."""
+    wall = results.get("wall_time_s")
+    if wall is None:
+        return ""
+    reused = results.get("runs_reused", 0)
+    but = f", {reused} of {len(results['runs'])} runs reused from an earlier call" if reused else ""
+    return f" The command took {wall / 60:.1f} min{but}."
 
 
 def _options(argv: list[str], allowed: set[str]) -> dict[str, str]:

@@ -65,6 +65,7 @@ def test_smoke_writes_table_results_and_figure(ds):
     )
     assert results["machine"]["jax"] and results["machine"]["jaxlib"]
     assert len(results["git"]["commit"]) == 40 and isinstance(results["git"]["dirty"], bool)
+    assert results["wall_time_s"] > 0 and results["runs_reused"] == 0
     assert "per-sample" in results["metric"]["definition"]
     table = (out / "table.md").read_text()
     assert "| PI-HC-MoE |" in table and "| 3.6 |" in table and "ours / paper" in table
@@ -75,10 +76,17 @@ def test_rerun_reuses_complete_runs_and_reruns_missing_ones(ds, counted):
     again = rp.reproduce("pihcmoe_ds", [*SMOKE, f"out={out}"])
     assert counted == [] and {r["status"] for r in again["runs"]} == {"reused"}
     assert [r["values"] for r in again["runs"]] == [r["values"] for r in first["runs"]]
+    # Every run reused: the table keeps the date, machine, commit and time of the call that
+    # made the runs, and says when it was rewritten.
+    for key in ("date", "machine", "git", "wall_time_s"):
+        assert again[key] == first[key], key
+    assert again["runs_reused"] == 4 and again["rewritten"] >= first["date"]
     (out / "hard" / "seed0" / "metrics.json").unlink()
     again = rp.reproduce("pihcmoe_ds", [*SMOKE, f"out={out}"])
     assert counted == [("hard", 0)]
     assert [r["status"] for r in again["runs"]] == ["reused", "ok", "reused", "reused"]
+    assert again["runs_reused"] == 3 and "rewritten" not in again
+    assert again["wall_time_s"] != first["wall_time_s"]
 
 
 def test_run_of_another_config_is_refused(ds, counted):
@@ -141,6 +149,8 @@ def test_report_writes_the_page(ds, tmp_path):
     assert results["command"] in text and results["date"] in text
     assert results["git"]["commit"] in text and results["machine"]["cpu"] in text
     assert rp.format_table(results) in text
+    reused = f"{results['runs_reused']} of 4 runs reused" if results["runs_reused"] else ""
+    assert f"The command took {results['wall_time_s'] / 60:.1f} min" in text and reused in text
     with pytest.raises(FileNotFoundError, match="No results.json"):
         rp.report(tmp_path / "empty", page)
 

@@ -34,7 +34,7 @@ class AutodiffBasis(eqx.Module):
     all its derivatives (the embedding is differentiated with the model): the rows a PDE adds
     to tie the two ends of a periodic axis together vanish identically, and the low
     wavenumbers a periodic solution is made of are in the model's reach from the first step.
-    The model's input then has `embedded_channels(...)` channels.
+    The model's input has 2K channels in place of each periodic coordinate.
 
     ??? cite "References"
 
@@ -135,7 +135,7 @@ class AutodiffBasis(eqx.Module):
         return flat.reshape(*x.shape[:-1], flat.shape[-1])
 
 
-def embedded_channels(
+def _embedded_channels(
     coordinate_channels: int, periods: Sequence[float | None] | None, harmonics: int
 ) -> int:
     """The number of coordinate features the model of an `AutodiffBasis` sees."""
@@ -159,7 +159,7 @@ def autodiff_basis(
     `periodic_harmonics > 0` the periodic coordinates are embedded (see `AutodiffBasis`): the
     model gets the embedded channel count, and a model that takes `coordinate_channels` (a
     DeepONet) is told how many of its inputs are coordinate features."""
-    features = embedded_channels(coordinate_channels, periods, periodic_harmonics)
+    features = _embedded_channels(coordinate_channels, periods, periodic_harmonics)
     options = {}
     if "coordinate_channels" in inspect.signature(model).parameters:
         options["coordinate_channels"] = features
