@@ -501,13 +501,18 @@ def report(directory: Path = DEFAULT_OUT, page: Path = DEFAULT_PAGE) -> str:
 
 
 def _call_time(results: dict) -> str:
-    """The report's sentence on how long the command took, where `results.json` says."""
-    wall = results.get("wall_time_s")
-    if wall is None:
-        return ""
-    reused = results.get("runs_reused", 0)
-    but = f", {reused} of {len(results['runs'])} runs reused from an earlier call" if reused else ""
-    return f" The command took {wall / 60:.1f} min{but}."
+    """The report's sentences on how long the command took and whether the table was
+    rewritten from runs an earlier call made, where `results.json` says."""
+    wall, rewritten = results.get("wall_time_s"), results.get("rewritten")
+    parts = []
+    if wall is not None:
+        reused = 0 if rewritten else results.get("runs_reused", 0)
+        made = "that made the runs " if rewritten else ""
+        but = f", {reused} of {len(results['runs'])} runs reused from an earlier call"
+        parts.append(f"The command {made}took {wall / 60:.1f} min{but if reused else ''}.")
+    if rewritten:
+        parts.append(f"Table rewritten from those runs {rewritten}.")
+    return "".join(" " + part for part in parts)
 
 
 def _options(argv: list[str], allowed: set[str]) -> dict[str, str]:
