@@ -388,7 +388,7 @@ def _provenance(out: Path, records: list[dict], wall: float) -> dict:
         return now
     kept = {k: v for k, v in json.loads(earlier.read_text()).items() if k in _PROVENANCE}
     now.pop("wall_time_s")  # this call's seconds are not the runs'
-    return now | kept | {"runs_reused": reused, "rewritten": now["date"]}
+    return now | kept | {"rewritten": now["date"]}
 
 
 def reproduce(target: str, overrides: list[str] = ()) -> dict:
