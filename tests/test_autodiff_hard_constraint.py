@@ -413,3 +413,70 @@ def test_periodic_embedding_makes_the_basis_periodic(getkey):
         np.testing.assert_allclose(jet[:, k], want[str(k)], rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="periods"):
         AutodiffBasis(net.model, net.orders, 2, periods=(None,), harmonics=3)
+
+
+def test_condition_input_gives_a_basis_per_sample(getkey):
+    """`Autodiff(condition_input=True)`: every point's input is the coordinates then the whole
+    flattened condition, so a DeepONet's branch reads u0 as its sensors. The basis changes
+    with the sample, its channels are the coordinate derivatives with u0 held fixed, and the
+    hard and soft layers train through it."""
+    import functools
+
+    from pdeopt.discretizations import derivatives
+    from problems.burgers import BurgersProblem
+
+    pde = Burgers(nx=8, nt=5, viscosity=0.1, t_final=0.5, derivatives=Autodiff(True))
+    plain = Burgers(nx=8, nt=5, viscosity=0.1, t_final=0.5, derivatives=Autodiff())
+    x = np.asarray(pde.coordinates()[1])
+    u0, v0 = (jnp.asarray(a * np.sin(2 * np.pi * x + b)) for a, b in ((0.5, 0.0), (0.8, 1.0)))
+    inputs = pde.inputs(u0)
+    assert inputs.shape == (len(plain.inputs(u0)), 2 + 8)
+    np.testing.assert_array_equal(inputs[:, :2], plain.inputs(u0))
+    np.testing.assert_array_equal(inputs[:, 2:], np.broadcast_to(u0, (len(inputs), 8)))
+    options = pde.derivatives.model_options(pde)
+    onet = functools.partial(
+        DeepONet, num_sensors=1, sensor_axes=0, latent=3, trunk_width=8, branch_width=8
+    )
+    net = autodiff_basis(
+        inputs.shape[-1],
+        4,
+        model=functools.partial(onet, dtype=jnp.float64),
+        periodic_harmonics=2,
+        **options,
+        key=getkey(),
+    )
+    assert net.model.coordinate_channels == 5 and net.model.branch.in_channels == 8
+    output = eqx.filter_jit(net)(inputs)
+    other = eqx.filter_jit(net)(pde.inputs(v0))
+    assert float(jnp.max(jnp.abs(output - other))) > 1e-3
+    orders = {str(k): o for k, o in enumerate(net.orders)}
+    fn = lambda y: net.model(jnp.concatenate([net.embed(y), u0])[None])[0]
+    want = derivatives(fn, inputs[:6, :2], orders)
+    jet = output[:6].reshape(6, len(net.orders), 4)
+    for k in range(len(net.orders)):
+        np.testing.assert_allclose(jet[:, k], want[str(k)], rtol=1e-12, atol=1e-12)
+    periodic = pde.derivatives.basis(pde, output, u0).traces[pde.block_names().index("periodic")]
+    assert float(jnp.max(jnp.abs(periodic))) < 1e-12
+
+    params, static = eqx.partition(net, eqx.is_inexact_array)
+    hard = HardConstraint(num_basis=4, num_points=30, ridge=1e-3, solver=TIGHT, max_steps=300)
+    soft = SoftConstraint()
+
+    def loss(params, constraint):
+        output = eqx.combine(params, static)(pde.inputs(u0))
+        if isinstance(constraint, SoftConstraint):
+            output = output.reshape(len(output), -1, 4)[..., :1].reshape(len(output), -1)
+        terms, ok, _ = constraint.loss_terms(pde, output, u0, key=jr.key(0))
+        return constraint.loss(terms), ok
+
+    for constraint in (hard, soft):
+        (value, ok), grad = eqx.filter_jit(
+            lambda p, c=constraint: jax.value_and_grad(loss, has_aux=True)(p, c)
+        )(params)
+        assert bool(ok) and bool(jnp.isfinite(value))
+        branch = jax.tree.leaves(grad.model.branch)
+        assert all(bool(jnp.all(jnp.isfinite(g))) for g in branch)
+        assert max(float(jnp.max(jnp.abs(g))) for g in branch) > 0
+
+    with pytest.raises(ValueError, match="autodiff=true"):
+        BurgersProblem(nx=8, nt=5, autodiff_condition=True)

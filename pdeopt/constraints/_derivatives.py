@@ -243,11 +243,16 @@ class Autodiff(AbstractDerivatives):
     `quantities` and blocks. No stencil is involved: traces are exact on the faces (x = 0
     and x = 1 of a cell-centred grid, say).
 
-    The model's input is the coordinates alone, normalised to [0, 1] per axis, and the
-    derivatives are rescaled to the PDE's coordinates. The condition is not an input: a
-    field such as u0(x) would vary with x while the autodiff derivative held it fixed, so
-    every derivative would be wrong. Per-sample information enters through the weights the
-    hard-constraint layer solves for (or a DeepONet's branch).
+    The model's input is the coordinates, normalised to [0, 1] per axis, and the derivatives
+    are rescaled to the PDE's coordinates. The condition is not a pointwise input: a field
+    such as u0(x) given at x would vary with x while the autodiff derivative held it fixed,
+    so every derivative would be wrong. By default per-sample information enters only through
+    the weights the hard-constraint layer solves for. With `condition_input=True` the whole
+    condition, flattened (for Burgers: u0 at every grid x), follows the coordinates at every
+    point: it is the same at all points of a sample, so holding it fixed is exact, and the
+    basis becomes a function of the sample (a DeepONet's branch reads it as its sensors; an
+    MLP reads it beside the coordinates). A soft-constrained model then is an operator
+    network that can tell samples apart.
 
     A periodic axis has no rows on a grid, but a coordinate model is not periodic by
     construction: `blocks` adds the rows u(lo) − u(hi) and ∂u(lo) − ∂u(hi) on each periodic
@@ -257,7 +262,13 @@ class Autodiff(AbstractDerivatives):
 
     Grid-field operations (`apply`, `traces`, `AbstractPDE.residuals`) are not available:
     a grid field carries no derivatives.
+
+    **Arguments:**
+
+    - `condition_input`: append the flattened condition to every point's input.
     """
+
+    condition_input: bool = eqx.field(static=True, default=False)
 
     def blocks(self, pde):
         extra = []
@@ -320,13 +331,17 @@ class Autodiff(AbstractDerivatives):
                     "Autodiff derivatives cannot provide it. Use a grid source "
                     "(FiniteDifference or Spectral) for this PDE."
                 )
-        del condition
         grid = pde.grid
         lo = np.array([a.lo for a in grid.axes])
         width = np.array([a.input_width for a in grid.axes])
         points = [grid.meshgrid().reshape(-1, grid.ndim)]
         points += [c.reshape(-1, grid.ndim) for _, c in self._point_sets(pde, self.blocks(pde))]
-        return jnp.asarray((np.concatenate(points) - lo) / width)
+        coordinates = jnp.asarray((np.concatenate(points) - lo) / width)
+        if not self.condition_input:
+            return coordinates
+        flat = jnp.concatenate([jnp.ravel(c) for c in jax.tree.leaves(condition)])
+        flat = jnp.broadcast_to(flat.astype(coordinates.dtype), (len(coordinates), flat.size))
+        return jnp.concatenate([coordinates, flat], axis=-1)
 
     def basis(self, pde, output, condition):
         del condition

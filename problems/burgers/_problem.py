@@ -31,6 +31,8 @@ class BurgersProblem(AbstractProblem):
     - `autodiff`: where the PDE's quantities come from: `False`, `Spectral(accuracy)` on grid
         fields (grid models); `True`, `Autodiff()` of a coordinate-model basis
         (`model=deeponet_basis constraint=hard`). The data are the same.
+    - `autodiff_condition`: with `autodiff`, the model also reads the whole initial
+        condition at every point (`Autodiff(condition_input=True)`): a basis per sample.
     - the common arguments of `problems.AbstractProblem`.
     """
 
@@ -41,14 +43,26 @@ class BurgersProblem(AbstractProblem):
     accuracy: int = 2
     solver: ReferenceSolver = dataclasses.field(default_factory=ReferenceSolver)
     autodiff: bool = False
+    autodiff_condition: bool = False
 
     name: ClassVar[str] = "burgers"
-    model_fields: ClassVar = ("accuracy", "autodiff")
+    model_fields: ClassVar = ("accuracy", "autodiff", "autodiff_condition")
     data_layout: ClassVar[str] = "per-seed"
+
+    def __post_init__(self):
+        if self.autodiff_condition and not self.autodiff:
+            raise ValueError(
+                "problem.autodiff_condition=true gives the initial condition to an autodiff "
+                "coordinate model; it needs problem.autodiff=true (problem=burgers_autodiff)."
+            )
+        super().__post_init__()
 
     @property
     def pde(self) -> Burgers:
-        derivatives = Autodiff() if self.autodiff else Spectral(accuracy=self.accuracy)
+        if self.autodiff:
+            derivatives = Autodiff(condition_input=self.autodiff_condition)
+        else:
+            derivatives = Spectral(accuracy=self.accuracy)
         return Burgers(
             nx=self.nx,
             nt=self.nt,
