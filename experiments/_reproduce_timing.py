@@ -35,6 +35,10 @@ DEFAULTS = {
     "num_basis": 16,
     "global_boundary_rows": True,  # every expert fits every IC/BC row
     "vectorize_experts": True,  # experts vmapped (the paper); false: one after another
+    # > 1: PI-HC fits the initial-condition rows this many times (the original code's IC
+    # weighting, once per time row: experiments.bench_hard_constraints.repeated_ic);
+    # diffusion–sorption only
+    "hc_ic_repeats": 1,
     "max_steps": 50,
     "batch": 2,
     "repeats": 64,  # timed batches of each function
@@ -62,12 +66,19 @@ def measure(cfg: DictConfig, run_dir: Path) -> dict:
         hard_constraint_layers,
         measure_layers,
         random_basis,
+        repeated_ic,
         time_stats,
     )
 
     jax.config.update("jax_enable_x64", True)
     problem = instantiate(cfg.problem)
     pde = problem.pde
+    if cfg.hc_ic_repeats != 1 and problem.name != "diffusion_sorption":
+        raise ValueError(
+            f"hc_ic_repeats={cfg.hc_ic_repeats} repeats diffusion–sorption's IC rows; the "
+            f"problem here is {problem.name}: leave hc_ic_repeats at 1."
+        )
+    hc_pde = pde if cfg.hc_ic_repeats == 1 else repeated_ic(pde, cfg.hc_ic_repeats)
     conditions = jnp.asarray(problem.sample_inputs(pde, np.arange(cfg.batch)))
     model_key, weights_key, points_key = jr.split(jr.key(cfg.seed), 3)
     basis = random_basis(
@@ -84,7 +95,7 @@ def measure(cfg: DictConfig, run_dir: Path) -> dict:
         throw=False,
     )
     measured = measure_layers(
-        {name: (pde, layer) for name, layer in layers.items()},
+        {"hc": (hc_pde, layers["hc"]), "moe": (pde, layers["moe"])},
         basis,
         conditions,
         jr.normal(weights_key, pde.grid_shape),
@@ -101,6 +112,7 @@ def measure(cfg: DictConfig, run_dir: Path) -> dict:
         "points": cfg.points,
         "points_per_expert": layers["moe"].num_points,
         "experts": math.prod(cfg.parts),
+        "hc_ic_repeats": cfg.hc_ic_repeats,
         "device": f"{device.device_kind} ({device.platform})",
     }
     for kind in ("train", "infer"):
@@ -171,19 +183,21 @@ def details(results: dict) -> str:
 
 
 def plot(results: dict, path: Path) -> None:
-    """Per problem (rows): training and inference time per batch against the number of
-    points for PI-HC and PI-HC-MoE (log–log, error bars: std over the batches), and both
-    speedups with the paper's numbers as markers."""
+    """Per problem, and per PI-HC IC-row count (rows): training and inference time per batch
+    against the number of points for PI-HC and PI-HC-MoE (log–log, error bars: std over the
+    batches), and both speedups with the paper's numbers as markers."""
     from experiments._plots import plt, save_figure
 
-    by_problem: dict[str, list] = {}
+    by_problem: dict[tuple[str, int], list] = {}
     for record, m in _runs(results):
-        by_problem.setdefault(m["problem"], []).append((record, m))
+        by_problem.setdefault((m["problem"], m.get("hc_ic_repeats", 1)), []).append((record, m))
     fig, axes = plt.subplots(
         max(len(by_problem), 1), 3, figsize=(13, 3.6 * max(len(by_problem), 1)), squeeze=False
     )
     paper_train = {r["method"]: r["paper"] for r in results["summary"]}
-    for row, (problem, runs) in zip(axes, by_problem.items()):
+    for row, ((problem, repeats), runs) in zip(axes, by_problem.items()):
+        title = TITLES.get(problem, problem)
+        title += "" if repeats == 1 else f", PI-HC IC rows ×{repeats}"
         runs.sort(key=lambda run: run[1]["points"])
         points = np.array([m["points"] for _, m in runs])
         for ax, kind, label in ((row[0], "train", "training"), (row[1], "infer", "inference")):
@@ -192,7 +206,7 @@ def plot(results: dict, path: Path) -> None:
                 std = [m[name][f"{kind}_ms"]["std"] for _, m in runs]
                 ax.errorbar(points, mean, yerr=std, fmt=style, capsize=3, label=_LABEL[name])
             ax.set(xscale="log", yscale="log", xlabel="sampled points", ylabel="ms per batch")
-            ax.set_title(f"{TITLES.get(problem, problem)}: {label}")
+            ax.set_title(f"{title}: {label}")
             ax.legend()
         ax = row[2]
         for kind, style in (("train", "o-"), ("infer", "s-")):
@@ -211,7 +225,7 @@ def plot(results: dict, path: Path) -> None:
                 ax.plot(*zip(*shown), marker, markersize=10, label=f"paper, {kind}")
         ax.axhline(1.0, color="grey", linewidth=0.8)
         ax.set(xscale="log", xlabel="sampled points", ylabel="PI-HC time / PI-HC-MoE time")
-        ax.set_title(f"{TITLES.get(problem, problem)}: speedup of PI-HC-MoE")
+        ax.set_title(f"{title}: speedup of PI-HC-MoE")
         ax.legend()
     device = results["machine"]["devices"]
     fig.suptitle(f"{results['target']} ({results['scale']}), {device}")

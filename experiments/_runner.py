@@ -11,8 +11,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from experiments._schema import ConfigError
 from pdeopt._files import atomic_write
-from pdeopt.training import save_json
-from pdeopt.training._checkpoint import _differences
+from pdeopt.training import config_differences, save_json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +45,7 @@ def stored_differences(cfg: DictConfig, run_dir: Path, cosmetic=()) -> list[str]
     if not stored.is_file():
         return []
     current = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    return _differences(OmegaConf.to_container(OmegaConf.load(stored)), current, cosmetic)
+    return config_differences(OmegaConf.to_container(OmegaConf.load(stored)), current, cosmetic)
 
 
 def benchmark_runner(

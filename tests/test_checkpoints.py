@@ -26,6 +26,7 @@ from pdeopt.training import (
     CheckpointMismatchError,
     PhysicsLoss,
     TrainState,
+    config_differences,
     fit,
     make_optimizer,
 )
@@ -260,3 +261,17 @@ def test_weakly_typed_scalars_stay_weak(tmp_path):
     checkpoints.close()
     assert restored.opt_state["lr"].weak_type and float(restored.opt_state["lr"]) == 0.1
     assert restored.step == 2 and bool(jnp.all(restored.model["w"] == jnp.arange(3.0)))
+
+
+def test_config_differences_names_every_differing_key():
+    stored = {"train": {"lr": 1e-3, "steps": 10}, "seed": 0, "old": 1}
+    current = {"train": {"lr": 3e-3, "steps": 10}, "seed": 0, "new": {"a": 2}}
+    assert config_differences(stored, current) == [
+        "new.a (checkpoint '<absent>', now 2)",
+        "old (checkpoint 1, now '<absent>')",
+        "train.lr (checkpoint 0.001, now 0.003)",
+    ]
+    assert config_differences(stored, current, ("train", "new")) == [
+        "old (checkpoint 1, now '<absent>')"
+    ]
+    assert config_differences(stored, stored) == []

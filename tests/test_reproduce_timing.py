@@ -39,6 +39,20 @@ def test_smoke_scale(tmp_path):
     _check(results, tmp_path, list(results["methods"]))
     paper = {row["method"]: row["paper"] for row in results["summary"]}
     assert paper["ds_1e2"] == 1.613 and paper["ds_1e5"] == 3.189 and paper["ns_1e4"] == 12.838
+    repeats = {
+        r["method"]: load_metrics(rp.Path(r["run_dir"]))["hc_ic_repeats"] for r in results["runs"]
+    }
+    assert repeats.pop("ds_1e2_ic_repeated") == repeats.pop("ds_1e5_ic_repeated") == 9
+    assert set(repeats.values()) == {1}
+
+
+def test_repeated_ic_rows_only_on_diffusion_sorption(tmp_path):
+    from experiments._reproduce_timing import RUNNERS, measure
+
+    ns = "problem._target_=problems.navier_stokes.NavierStokesProblem"
+    cfg = RUNNERS["timing"].prepare([ns, "problem.nx=8", "problem.nt=8", "hc_ic_repeats=2"])
+    with pytest.raises(ValueError, match="leave hc_ic_repeats at 1"):
+        measure(cfg, tmp_path)
 
 
 def test_unknown_key_lists_the_known_ones():

@@ -10,6 +10,7 @@ from ._checkpoint import (
     Checkpointer as Checkpointer,
     CheckpointMismatchError as CheckpointMismatchError,
     TrainState as TrainState,
+    config_differences as config_differences,
     load_checkpoint as load_checkpoint,
     save_checkpoint as save_checkpoint,
     save_json as save_json,

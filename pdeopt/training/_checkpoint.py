@@ -313,7 +313,7 @@ class Checkpointer:
     def _check_config(self, step: int, meta: dict) -> None:
         where = self.directory / str(step)
         if self.config is not None and meta.get("config") is not None:
-            differing = _differences(meta["config"], self.config, self.may_differ)
+            differing = config_differences(meta["config"], self.config, self.may_differ)
             if differing:
                 raise CheckpointMismatchError(
                     f"Checkpoint {where} was written by a run with another config: "
@@ -454,8 +454,11 @@ def _flatten(config, prefix: str = "") -> dict:
     return {prefix.rstrip("."): config}
 
 
-def _differences(stored: Mapping, current: Mapping, may_differ: Collection[str]) -> list[str]:
-    """`key (checkpoint a, now b)` for every differing dotted key not under `may_differ`."""
+def config_differences(
+    stored: Mapping, current: Mapping, may_differ: Collection[str] = ()
+) -> list[str]:
+    """`key (checkpoint a, now b)` for every dotted key of two nested config mappings whose
+    values differ (or that only one has), except keys at or under a key of `may_differ`."""
     old, new = _flatten(stored), _flatten(current)
 
     def free(key: str) -> bool:
