@@ -73,12 +73,7 @@ def measure(cfg: DictConfig, run_dir: Path) -> dict:
     jax.config.update("jax_enable_x64", True)
     problem = instantiate(cfg.problem)
     pde = problem.pde
-    if cfg.hc_ic_repeats != 1 and problem.name != "diffusion_sorption":
-        raise ValueError(
-            f"hc_ic_repeats={cfg.hc_ic_repeats} repeats diffusion–sorption's IC rows; the "
-            f"problem here is {problem.name}: leave hc_ic_repeats at 1."
-        )
-    hc_pde = pde if cfg.hc_ic_repeats == 1 else repeated_ic(pde, cfg.hc_ic_repeats)
+    hc_pde = repeated_ic(pde, cfg.hc_ic_repeats)
     conditions = jnp.asarray(problem.sample_inputs(pde, np.arange(cfg.batch)))
     model_key, weights_key, points_key = jr.split(jr.key(cfg.seed), 3)
     basis = random_basis(
@@ -190,7 +185,7 @@ def plot(results: dict, path: Path) -> None:
 
     by_problem: dict[tuple[str, int], list] = {}
     for record, m in _runs(results):
-        by_problem.setdefault((m["problem"], m.get("hc_ic_repeats", 1)), []).append((record, m))
+        by_problem.setdefault((m["problem"], m["hc_ic_repeats"]), []).append((record, m))
     fig, axes = plt.subplots(
         max(len(by_problem), 1), 3, figsize=(13, 3.6 * max(len(by_problem), 1)), squeeze=False
     )

@@ -65,9 +65,18 @@ from experiments._report import (
 
 def repeated_ic(pde, repeats: int):
     """`pde` with its IC block repeated `repeats` times (the original PI-HC's defect D2),
-    each copy scaled by √repeats, so the IC share of the objective grows `repeats`-fold."""
+    each copy scaled by √repeats, so the IC share of the objective grows `repeats`-fold;
+    `pde` itself for `repeats=1`. Diffusion–sorption only (the original code's case)."""
     from pdeopt.constraints import Boundary
     from problems.diffusion_sorption import DiffusionSorption
+
+    if repeats == 1:
+        return pde
+    if not isinstance(pde, DiffusionSorption):
+        raise ValueError(
+            f"hc_ic_repeats={repeats} repeats diffusion–sorption's IC rows; the PDE here is "
+            f"{type(pde).__name__}: leave hc_ic_repeats at 1."
+        )
 
     class RepeatedIC(DiffusionSorption):
         repeats: int = eqx.field(static=True, default=1)
@@ -350,7 +359,7 @@ def main() -> None:
     from problems.diffusion_sorption import DiffusionSorption
 
     pde = DiffusionSorption(nx=args.nx, nt=args.nt)
-    hc_pde = pde if args.hc_ic_repeats == 1 else repeated_ic(pde, args.hc_ic_repeats)
+    hc_pde = repeated_ic(pde, args.hc_ic_repeats)
     levels = jnp.linspace(0.02, 0.18, args.batch)
     conditions = levels[:, None] * jnp.ones((1, args.nx))
     weights = jr.normal(jr.key(2), pde.grid_shape)
